@@ -1,0 +1,1 @@
+//! The content-addressed chart cache shared by all sources.

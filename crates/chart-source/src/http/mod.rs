@@ -1,0 +1,1 @@
+//! Classic HTTP chart repository source (index.yaml + .tgz).

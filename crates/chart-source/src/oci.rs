@@ -1,0 +1,1 @@
+//! OCI registry chart source (oci-client).

@@ -1,0 +1,3 @@
+//! # componentkit
+//!
+//! The handler side of the Component orchestration protocols (see DESIGN.md).

@@ -1,0 +1,1 @@
+//! Handler configuration: `HelmConfig` parsed from a Component's `spec.config`.

@@ -1,0 +1,1 @@
+//! Credential resolution from Kubernetes Secrets (API or files), under namespace scoping.

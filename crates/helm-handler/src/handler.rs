@@ -1,0 +1,1 @@
+//! `HelmHandler`: componentkit's `Handler` for Helm releases.

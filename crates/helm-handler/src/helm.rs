@@ -1,0 +1,1 @@
+//! The release engine over the `helm` binary.
