@@ -1,1 +1,25 @@
-//! Real components for tests: a `docker-registry`, the `helm` binary, an nginx chart repository.
+//! Real components for the workspace's tests — nothing here is a mock.
+//!
+//! - [`Registry`]: Debian's `docker-registry` (CNCF distribution) on a free loopback port, in
+//!   its own temporary directory, anonymous or with htpasswd basic auth, over plain HTTP or
+//!   TLS with a CA generated for the test. Its access log tells which requests it served.
+//! - [`Chart`]: charts made by the real `helm create` + `helm package`, pushed with
+//!   [`Registry::push`] (`helm push`).
+//! - [`HttpRepo`]: the real nginx serving a directory indexed by `helm repo index`, optionally
+//!   with basic auth, TLS, a sub-path, another loopback address and extra `location` blocks.
+//!
+//! Every started process is killed and its temporary directory removed on drop, also when a
+//! test panics. The API is synchronous and returns [`anyhow::Result`]: it is for tests only
+//! (a dev-dependency).
+
+mod auth;
+mod chart;
+mod helm;
+mod port;
+mod process;
+mod registry;
+mod tls;
+
+pub use chart::Chart;
+pub use helm::{helm_bin, helm_command, workspace_root};
+pub use registry::{AccessEntry, Registry, RegistryMode};

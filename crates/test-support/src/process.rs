@@ -1,0 +1,138 @@
+//! A spawned server process that is killed when dropped, with its log file and readiness wait.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long a server may take to answer after being spawned.
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The last lines of a log file (for error messages).
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Readiness of a server, asked by [`ServerProcess::wait_ready`].
+pub(crate) enum Probe {
+    Ready,
+    NotYet,
+}
+
+/// Why a server did not become ready.
+pub(crate) enum StartFailure {
+    /// The process exited; the log says the address was in use.
+    PortTaken(anyhow::Error),
+    Other(anyhow::Error),
+}
+
+/// A running server process; killed (and reaped) on drop or [`ServerProcess::kill`].
+pub(crate) struct ServerProcess {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Spawns `cmd` with stdin closed and stdout/stderr appended to `log`.
+    pub(crate) fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Self> {
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("open {}", log.display()))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("spawn {name} ({:?})", cmd.get_program()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child: Some(child),
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Polls `probe` until it reports ready, the process exits, or [`READY_TIMEOUT`] passes.
+    pub(crate) fn wait_ready(
+        &mut self,
+        mut probe: impl FnMut() -> Probe,
+    ) -> Result<(), StartFailure> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        let tail = log_tail(&self.log, 30);
+                        let err = anyhow::anyhow!("{} exited ({status}); log:\n{tail}", self.name);
+                        return Err(if crate::port::says_addr_in_use(&tail) {
+                            StartFailure::PortTaken(err)
+                        } else {
+                            StartFailure::Other(err)
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(StartFailure::Other(e.into())),
+                }
+            }
+            if let Probe::Ready = probe() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let tail = log_tail(&self.log, 30);
+                return Err(StartFailure::Other(anyhow::anyhow!(
+                    "{} did not answer within {READY_TIMEOUT:?}; log:\n{tail}",
+                    self.name
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process now and waits for it to exit. Idempotent.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether a TCP connection to `addr` can be opened now.
+pub(crate) fn can_connect(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+/// Plain-HTTP `GET path` with `Connection: close`; returns the status code.
+pub(crate) fn http_status(addr: SocketAddr, path: &str) -> anyhow::Result<u16> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: test-support-probe\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head)?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    let Some(code) = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()) else {
+        bail!("not an HTTP answer from {addr}: {line:?}");
+    };
+    Ok(code)
+}
