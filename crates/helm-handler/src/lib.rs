@@ -14,4 +14,5 @@ pub mod credentials;
 pub mod handler;
 pub mod helm;
 pub mod manifests;
+pub mod metrics;
 pub mod readiness;
