@@ -15,6 +15,7 @@
 mod auth;
 mod chart;
 mod helm;
+mod http_repo;
 mod port;
 mod process;
 mod registry;
@@ -22,4 +23,5 @@ mod tls;
 
 pub use chart::Chart;
 pub use helm::{helm_bin, helm_command, workspace_root};
+pub use http_repo::{HttpAccessEntry, HttpRepo, HttpRepoOptions};
 pub use registry::{AccessEntry, Registry, RegistryMode};
