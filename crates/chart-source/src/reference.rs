@@ -184,8 +184,8 @@ fn validate_registry(registry: &str) -> Result<(), String> {
         }
     }
     if host.starts_with('[') {
-        let inner = &host[1..host.len().saturating_sub(1)];
-        if !host.ends_with(']') || inner.parse::<std::net::Ipv6Addr>().is_err() {
+        let inner = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+        if inner.is_none_or(|i| i.parse::<std::net::Ipv6Addr>().is_err()) {
             return Err(format!(
                 "registry host `{host}` is not a valid IPv6 address"
             ));
