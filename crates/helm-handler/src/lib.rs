@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod error;
 pub mod handler;
 pub mod helm;
 pub mod manifests;
