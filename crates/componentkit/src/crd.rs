@@ -28,18 +28,10 @@ pub const DEFAULT_TERMINATION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
     status = "ComponentStatus",
     shortname = "comp",
     category = "deployment-orchestrator",
-    printcolumn(name = "Handler", type_ = "string", json_path = ".spec.handler"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Handler","type":"string","jsonPath":".spec.handler"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentSpec {
