@@ -1,1 +1,241 @@
-//! Handler configuration: `HelmConfig` parsed from a Component's `spec.config`.
+//! Handler configuration: [`HelmConfig`] parsed from a Component's `spec.config`.
+//!
+//! ```yaml
+//! releaseName: my-app          # required, a Helm release name
+//! releaseNamespace: apps       # default: the Component's namespace
+//! manageNamespace: true        # default true
+//! values: { replicaCount: 2 }  # default {}
+//! source: { type: oci, chart: "oci://ghcr.io/acme/charts/app:1.2.3" }
+//! ```
+//!
+//! The source may also be written in the flat legacy forms (see
+//! [`chart_source::spec::parse_source`]). Unknown top-level fields are errors naming the field.
+
+use std::fmt;
+
+use chart_source::SourceSpec;
+use chart_source::spec::{FLAT_SOURCE_FIELDS, is_dns_label, parse_source};
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+
+/// Helm's limit on release names.
+pub const MAX_RELEASE_NAME_LEN: usize = 53;
+
+const HANDLER_FIELDS: &[&str] = &[
+    "releaseName",
+    "releaseNamespace",
+    "manageNamespace",
+    "values",
+    "source",
+];
+
+/// A Helm release name, valid by construction: a lowercase RFC 1123 subdomain
+/// (`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`) of at most 53 characters.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReleaseName(String);
+
+impl ReleaseName {
+    /// Validates a release name; the error says what is wrong (without a field name).
+    pub fn new(name: &str) -> Result<Self, String> {
+        if name.is_empty() {
+            return Err("empty; expected a release name such as `my-app`".into());
+        }
+        if name.len() > MAX_RELEASE_NAME_LEN {
+            return Err(format!(
+                "{name:?} is {} characters long; Helm allows at most {MAX_RELEASE_NAME_LEN}",
+                name.len()
+            ));
+        }
+        if !name.split('.').all(is_dns_label) {
+            return Err(format!(
+                "{name:?} is not a valid release name: lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit"
+            ));
+        }
+        Ok(ReleaseName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ReleaseName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ReleaseName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReleaseName({:?})", self.0)
+    }
+}
+
+impl AsRef<str> for ReleaseName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ReleaseName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        ReleaseName::new(s).map_err(|m| Error::config("releaseName", m))
+    }
+}
+
+/// The Helm handler's configuration of one Component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HelmConfig {
+    pub release_name: ReleaseName,
+    /// Where the release is installed; defaults to the Component's namespace.
+    pub release_namespace: String,
+    /// Create the namespace on install, delete it on uninstall when empty. Default true.
+    pub manage_namespace: bool,
+    /// Helm values (an object, possibly empty).
+    pub values: Map<String, Value>,
+    pub source: SourceSpec,
+}
+
+impl HelmConfig {
+    /// Parses `spec.config`. `component_namespace` is the default release namespace.
+    pub fn parse(config: &Value, component_namespace: &str) -> Result<HelmConfig, Error> {
+        let Some(top) = config.as_object() else {
+            return Err(Error::config(
+                "config",
+                format!(
+                    "expected an object with `releaseName` and `source`, found {}",
+                    kind_of(config)
+                ),
+            ));
+        };
+        for key in top.keys() {
+            if !HANDLER_FIELDS.contains(&key.as_str())
+                && !FLAT_SOURCE_FIELDS.contains(&key.as_str())
+            {
+                let hint = closest(key, HANDLER_FIELDS.iter().chain(FLAT_SOURCE_FIELDS))
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                return Err(Error::config(
+                    key.as_str(),
+                    format!(
+                        "unknown field{hint}; expected `releaseName`, `releaseNamespace`, `manageNamespace`, `values`, `source` (or, in the flat forms, {})",
+                        FLAT_SOURCE_FIELDS
+                            .iter()
+                            .map(|f| format!("`{f}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+
+        let release_name = match top.get("releaseName") {
+            None | Some(Value::Null) => {
+                return Err(Error::config(
+                    "releaseName",
+                    "missing; expected a Helm release name such as `my-app`",
+                ));
+            }
+            Some(Value::String(s)) => {
+                ReleaseName::new(s).map_err(|m| Error::config("releaseName", m))?
+            }
+            Some(other) => {
+                return Err(Error::config(
+                    "releaseName",
+                    format!("expected a string, found {}", kind_of(other)),
+                ));
+            }
+        };
+
+        let release_namespace = match top.get("releaseNamespace") {
+            None | Some(Value::Null) => component_namespace.to_string(),
+            Some(Value::String(s)) if is_dns_label(s) => s.clone(),
+            Some(Value::String(s)) => {
+                return Err(Error::config(
+                    "releaseNamespace",
+                    format!(
+                        "{s:?} is not a valid namespace name (lowercase letters, digits and `-`, at most 63 characters, starting and ending with a letter or digit)"
+                    ),
+                ));
+            }
+            Some(other) => {
+                return Err(Error::config(
+                    "releaseNamespace",
+                    format!("expected a string, found {}", kind_of(other)),
+                ));
+            }
+        };
+
+        let manage_namespace = match top.get("manageNamespace") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(Error::config(
+                    "manageNamespace",
+                    format!("expected true or false, found {}", kind_of(other)),
+                ));
+            }
+        };
+
+        let values = match top.get("values") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(other) => {
+                return Err(Error::config(
+                    "values",
+                    format!(
+                        "expected an object (a map of Helm values), found {}",
+                        kind_of(other)
+                    ),
+                ));
+            }
+        };
+
+        let source = parse_source(config)?;
+        Ok(HelmConfig {
+            release_name,
+            release_namespace,
+            manage_namespace,
+            values,
+            source,
+        })
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The known field closest to a misspelt one, when close enough to be a typo.
+fn closest<'e>(key: &str, known: impl Iterator<Item = &'e &'e str>) -> Option<&'e str> {
+    let key = key.to_ascii_lowercase();
+    known
+        .map(|k| (edit_distance(&key, &k.to_ascii_lowercase()), *k))
+        .filter(|(d, k)| *d <= 1.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
