@@ -1,1 +1,581 @@
-//! OCI registry chart source (oci-client).
+//! OCI registry chart source, on `oci-client` (the ORAS/CNCF client).
+//!
+//! `locate()`:
+//! 1. the manifest digest: the pinned `@sha256:` digest, or one `HEAD` (GET as fallback) of
+//!    the tag's manifest;
+//! 2. the cache's record `registry/repository@manifest-digest → chart digest` (a manifest
+//!    digest is immutable, so the record never goes stale): when present and the chart is
+//!    cached, done — no further request (a pinned reference needs none at all);
+//! 3. otherwise, under the cache's lock for that manifest (single flight, cross-process):
+//!    the manifest is fetched and verified, its config media type must be Helm's, the chart
+//!    layer (`application/vnd.cncf.helm.chart.content.v1.tar+gzip`, or the legacy
+//!    `application/tar+gzip`) is streamed into the cache, verified against its digest;
+//! 4. the archive is checked ([`crate::archive`]) against the reference's name and tag.
+//!
+//! Errors carry a category from the registry's answer: 401/403/`UNAUTHORIZED`/`DENIED` →
+//! auth, 404/`MANIFEST_UNKNOWN`/`NAME_UNKNOWN` → not-found, refused connections, timeouts,
+//! 5xx and 429 → network, certificate and handshake failures → tls, digest mismatches and
+//! non-chart artifacts → integrity. Messages name the reference, never the credentials.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::manifest::{OciDescriptor, OciImageManifest};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+use crate::archive::{ArchiveLimits, ChartMeta, check_archive};
+use crate::cache::ChartCache;
+use crate::credentials::Credentials;
+use crate::digest::Digest;
+use crate::error::{Category, Error, Result};
+use crate::source::{ChartSource, LocatedChart, SourceAuth};
+use crate::spec::OciSourceSpec;
+
+/// Helm's OCI config media type.
+pub const HELM_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
+/// Helm's chart layer media type.
+pub const HELM_CHART_LAYER_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+/// The chart layer media type of Helm's early OCI support.
+pub const LEGACY_CHART_LAYER_MEDIA_TYPE: &str = "application/tar+gzip";
+
+const MANIFEST_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// A chart in an OCI registry.
+pub struct OciSource {
+    spec: OciSourceSpec,
+    client: Client,
+    /// Holds the secret; never printed (no `Debug` on this struct prints it).
+    auth: RegistryAuth,
+    auth_description: String,
+    cache: Arc<ChartCache>,
+    limits: ArchiveLimits,
+}
+
+impl std::fmt::Debug for OciSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OciSource")
+            .field("reference", &self.spec.reference.to_string())
+            .field("auth", &self.auth_description)
+            .field("plain_http", &self.spec.plain_http)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OciSource {
+    /// Builds the client: protocol, CA and verification settings from the spec, credentials
+    /// from `auth`. A CA bundle without a PEM certificate is a config error.
+    pub fn new(spec: OciSourceSpec, auth: SourceAuth, cache: Arc<ChartCache>) -> Result<OciSource> {
+        let mut config = ClientConfig {
+            protocol: if spec.plain_http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            accept_invalid_certificates: spec.tls.insecure_skip_tls_verify,
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(60)),
+            // A chart is never an image index: refuse one rather than pick a platform.
+            platform_resolver: None,
+            ..ClientConfig::default()
+        };
+        if let Some(pem) = &auth.ca_pem {
+            let certs = split_pem_certificates(pem);
+            if certs.is_empty() {
+                return Err(Error::config(
+                    "source.caSecretRef",
+                    "key `ca.crt` holds no PEM certificate",
+                ));
+            }
+            config.extra_root_certificates = certs
+                .into_iter()
+                .map(|data| Certificate {
+                    encoding: CertificateEncoding::Pem,
+                    data,
+                })
+                .collect();
+        }
+        let (registry_auth, auth_description) = match &auth.credentials {
+            None => (RegistryAuth::Anonymous, "anonymous".to_string()),
+            Some(c @ Credentials::Basic { username, password }) => (
+                RegistryAuth::Basic(username.clone(), password.expose().to_string()),
+                c.describe(),
+            ),
+            Some(c @ Credentials::Bearer { token }) => (
+                RegistryAuth::Bearer(token.expose().to_string()),
+                c.describe(),
+            ),
+        };
+        Ok(OciSource {
+            spec,
+            client: Client::new(config),
+            auth: registry_auth,
+            auth_description,
+            cache,
+            limits: ArchiveLimits::default(),
+        })
+    }
+
+    /// Replaces the default archive limits.
+    pub fn with_limits(mut self, limits: ArchiveLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    fn target(&self) -> String {
+        self.spec.reference.to_string()
+    }
+
+    fn reference_by_digest(&self, digest: &Digest) -> Reference {
+        let r = &self.spec.reference;
+        Reference::with_digest(
+            r.registry().to_string(),
+            r.repository().to_string(),
+            digest.to_string(),
+        )
+    }
+
+    async fn manifest_digest(&self) -> Result<Digest> {
+        let r = &self.spec.reference;
+        if let Some(d) = r.digest() {
+            return Ok(*d);
+        }
+        let tag = r.tag().unwrap_or("latest");
+        let by_tag = Reference::with_tag(
+            r.registry().to_string(),
+            r.repository().to_string(),
+            tag.to_string(),
+        );
+        let digest = self
+            .client
+            .fetch_manifest_digest(&by_tag, &self.auth)
+            .await
+            .map_err(|e| self.classify(e))?;
+        digest.parse().map_err(|e| Error::Integrity {
+            target: self.target(),
+            message: format!(
+                "the registry answered with an invalid manifest digest `{digest}`: {e}"
+            ),
+        })
+    }
+
+    /// A record plus a cached, intact chart for `key`: the chart, without any request.
+    async fn recorded(&self, key: &str) -> Result<Option<LocatedChart>> {
+        let Some(record) = self.cache.get_ref(key) else {
+            return Ok(None);
+        };
+        self.cached_entry(&record.digest).await
+    }
+
+    async fn cached_entry(&self, digest: &Digest) -> Result<Option<LocatedChart>> {
+        let Some(entry) = self.cache.lookup(digest) else {
+            return Ok(None);
+        };
+        let _pin = self.cache.pin(digest);
+        match self.check(entry.path.clone()).await {
+            Ok(meta) if meta.digest == *digest => Ok(Some(located(entry.path, meta, true))),
+            Ok(_) => {
+                tracing::warn!(digest = %digest, "cached chart does not match its digest: downloading again");
+                self.cache.remove(digest)?;
+                Ok(None)
+            }
+            Err(e) if e.category() == Category::Integrity => {
+                // Corrupted on disk, or a chart that fails the checks: tell them apart.
+                let path = entry.path.clone();
+                let actual = tokio::task::spawn_blocking(move || {
+                    std::fs::read(&path).map(|b| Digest::of(&b))
+                })
+                .await
+                .ok()
+                .and_then(|r| r.ok());
+                if actual.as_ref() == Some(digest) {
+                    Err(e)
+                } else {
+                    tracing::warn!(digest = %digest, "cached chart is corrupted: downloading again");
+                    self.cache.remove(digest)?;
+                    Ok(None)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn check(&self, path: std::path::PathBuf) -> Result<ChartMeta> {
+        let limits = self.limits;
+        let name = self.spec.reference.name().to_string();
+        let version = self.spec.reference.tag().map(str::to_string);
+        let target = self.target();
+        let checked = tokio::task::spawn_blocking(move || {
+            check_archive(
+                &path,
+                &limits,
+                version.as_deref().map(|v| (name.as_str(), v)),
+            )
+        })
+        .await
+        .map_err(|e| Error::io(self.cache.dir(), std::io::Error::other(e)))?;
+        checked.map_err(|e| match e {
+            Error::Integrity {
+                target: inner,
+                message,
+            } => Error::Integrity {
+                target,
+                message: format!("{inner}: {message}"),
+            },
+            other => other,
+        })
+    }
+
+    fn chart_layer<'m>(&self, manifest: &'m OciImageManifest) -> Result<&'m OciDescriptor> {
+        let not_a_chart = |message: String| Error::Integrity {
+            target: self.target(),
+            message,
+        };
+        if manifest.config.media_type != HELM_CONFIG_MEDIA_TYPE {
+            return Err(not_a_chart(format!(
+                "not a Helm chart: config media type is `{}`, expected `{HELM_CONFIG_MEDIA_TYPE}`",
+                manifest.config.media_type
+            )));
+        }
+        let mut layers = manifest.layers.iter().filter(|l| {
+            l.media_type == HELM_CHART_LAYER_MEDIA_TYPE
+                || l.media_type == LEGACY_CHART_LAYER_MEDIA_TYPE
+        });
+        match (layers.next(), layers.next()) {
+            (Some(layer), None) => Ok(layer),
+            (None, _) => Err(not_a_chart(format!(
+                "the manifest has no chart layer (`{HELM_CHART_LAYER_MEDIA_TYPE}`)"
+            ))),
+            (Some(_), Some(_)) => Err(not_a_chart(
+                "the manifest has more than one chart layer".into(),
+            )),
+        }
+    }
+
+    /// Maps an oci-client error to our categories.
+    fn classify(&self, err: OciDistributionError) -> Error {
+        classify(err, &self.target(), &self.auth_description)
+    }
+}
+
+fn located(path: std::path::PathBuf, meta: ChartMeta, cache_hit: bool) -> LocatedChart {
+    LocatedChart {
+        path,
+        digest: meta.digest,
+        name: meta.name,
+        version: meta.version,
+        cache_hit,
+    }
+}
+
+#[async_trait::async_trait]
+impl ChartSource for OciSource {
+    async fn locate(&self) -> Result<LocatedChart> {
+        let manifest_digest = self.manifest_digest().await?;
+        let r = &self.spec.reference;
+        let key = format!(
+            "oci://{}/{}@{manifest_digest}",
+            r.registry(),
+            r.repository()
+        );
+        if let Some(hit) = self.recorded(&key).await? {
+            return Ok(hit);
+        }
+        let _lock = self.cache.lock(&key).await?;
+        // Another locate may have finished while we waited.
+        if let Some(hit) = self.recorded(&key).await? {
+            return Ok(hit);
+        }
+
+        let by_digest = self.reference_by_digest(&manifest_digest);
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(&by_digest, &self.auth, MANIFEST_MEDIA_TYPES)
+            .await
+            .map_err(|e| self.classify(e))?;
+        if Digest::of(&bytes) != manifest_digest {
+            return Err(Error::Integrity {
+                target: self.target(),
+                message: format!(
+                    "manifest content does not match its digest {manifest_digest} (got {})",
+                    Digest::of(&bytes)
+                ),
+            });
+        }
+        let manifest: OciImageManifest =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Integrity {
+                target: self.target(),
+                message: format!("not an OCI image manifest: {e}"),
+            })?;
+        let layer = self.chart_layer(&manifest)?;
+        let layer_digest: Digest = layer.digest.parse().map_err(|e| Error::Integrity {
+            target: self.target(),
+            message: format!("chart layer digest `{}`: {e}", layer.digest),
+        })?;
+        let max = self.limits.max_compressed_bytes;
+        if u64::try_from(layer.size).unwrap_or(u64::MAX) > max {
+            return Err(Error::Integrity {
+                target: self.target(),
+                message: format!(
+                    "chart layer is {} bytes, over the limit of {max}",
+                    layer.size
+                ),
+            });
+        }
+
+        // The same chart content may be cached under another reference.
+        if let Some(hit) = self.cached_entry(&layer_digest).await? {
+            self.cache.put_ref(&key, &layer_digest)?;
+            return Ok(hit);
+        }
+        let stream = self
+            .client
+            .pull_blob_stream(&by_digest, layer)
+            .await
+            .map_err(|e| self.classify(e))?;
+        let target = self.target();
+        let stream = stream.map(|chunk| {
+            chunk.map_err(|e| Error::Network {
+                target: target.clone(),
+                message: format!("chart download interrupted: {e}"),
+            })
+        });
+        let entry = self
+            .cache
+            .store_stream(stream, Some(&layer_digest), max, &self.target())
+            .await?;
+        let _pin = self.cache.pin(&entry.digest);
+        let meta = self.check(entry.path.clone()).await?;
+        self.cache.put_ref(&key, &layer_digest)?;
+        tracing::debug!(reference = %self.target(), digest = %entry.digest, "chart downloaded");
+        Ok(located(entry.path, meta, false))
+    }
+
+    fn describe(&self) -> String {
+        self.target()
+    }
+}
+
+/// Splits a PEM bundle into one PEM block per certificate.
+fn split_pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = String::from_utf8_lossy(pem);
+    let mut out = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(end) = rest[start..].find(END) else {
+            break;
+        };
+        let block = &rest[start..start + end + END.len()];
+        out.push(format!("{block}\n").into_bytes());
+        rest = &rest[start + end + END.len()..];
+    }
+    out
+}
+
+/// The category of an oci-client error, with a message naming `target`.
+pub fn classify(err: OciDistributionError, target: &str, auth: &str) -> Error {
+    let target = target.to_string();
+    let auth_message = |detail: &str| {
+        if auth == "anonymous" {
+            format!("{detail}: the registry requires credentials (set `authentication`)")
+        } else {
+            format!("{detail}: the registry refused the credentials ({auth})")
+        }
+    };
+    match err {
+        OciDistributionError::UnauthorizedError { .. } => Error::Auth {
+            target,
+            message: auth_message("401 Unauthorized"),
+        },
+        OciDistributionError::AuthenticationFailure(m) => Error::Auth {
+            target,
+            message: auth_message(&format!("authentication failed ({m})")),
+        },
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
+            let detail = envelope
+                .errors
+                .iter()
+                .map(|e| format!("{:?}: {}", e.code, e.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let has = |c: &OciErrorCode| codes.contains(&c);
+            if has(&OciErrorCode::Unauthorized) || has(&OciErrorCode::Denied) {
+                Error::Auth {
+                    target,
+                    message: auth_message(&detail),
+                }
+            } else if has(&OciErrorCode::NameUnknown) {
+                Error::NotFound {
+                    target,
+                    message: format!("repository not found in the registry ({detail})"),
+                }
+            } else if has(&OciErrorCode::ManifestUnknown) {
+                Error::NotFound {
+                    target,
+                    message: format!("tag or digest not found in the repository ({detail})"),
+                }
+            } else if has(&OciErrorCode::BlobUnknown) || has(&OciErrorCode::NotFound) {
+                Error::NotFound {
+                    target,
+                    message: format!("not found ({detail})"),
+                }
+            } else if has(&OciErrorCode::Toomanyrequests) {
+                Error::Network {
+                    target,
+                    message: format!("rate limited by the registry ({detail})"),
+                }
+            } else {
+                Error::Integrity {
+                    target,
+                    message: format!("the registry refused the request ({detail})"),
+                }
+            }
+        }
+        OciDistributionError::ServerError { code, message, .. } => {
+            let message = message.chars().take(200).collect::<String>();
+            match code {
+                401 | 403 => Error::Auth {
+                    target,
+                    message: auth_message(&format!("HTTP {code}")),
+                },
+                404 => Error::NotFound {
+                    target,
+                    message: format!("HTTP 404 {message}"),
+                },
+                429 | 500..=599 => Error::Network {
+                    target,
+                    message: format!("HTTP {code} from the registry {message}"),
+                },
+                _ => Error::Integrity {
+                    target,
+                    message: format!("unexpected HTTP {code} from the registry {message}"),
+                },
+            }
+        }
+        OciDistributionError::ImageManifestNotFoundError(m) => Error::NotFound {
+            target,
+            message: format!("manifest not found ({m})"),
+        },
+        OciDistributionError::DigestError(e) => Error::Integrity {
+            target,
+            message: format!("content does not match its digest: {e}"),
+        },
+        OciDistributionError::ImageIndexParsingNoPlatformResolverError => Error::Integrity {
+            target,
+            message: "the reference is an image index, not a Helm chart".into(),
+        },
+        OciDistributionError::RequestError(e) => classify_transport(&e, target),
+        OciDistributionError::IoError(e) => classify_transport(&e, target),
+        other => {
+            // Parsing and spec violations: the registry served something that is not a chart.
+            Error::Integrity {
+                target,
+                message: other.to_string(),
+            }
+        }
+    }
+}
+
+/// Transport failures: TLS when any error in the chain speaks of certificates or the
+/// handshake, network otherwise.
+fn classify_transport(err: &(dyn StdError + 'static), target: String) -> Error {
+    let mut chain = Vec::new();
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        chain.push(e.to_string());
+        current = e.source();
+    }
+    // The outermost message carries the URL (whose host may contain any word): skip it.
+    let lower = chain
+        .iter()
+        .skip(usize::from(chain.len() > 1))
+        .map(|m| m.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(": ");
+    let tls_words = [
+        "certificate",
+        "handshake",
+        "tls",
+        "invalidcontenttype",
+        "corrupt message",
+        "unknownissuer",
+        "notvalidforname",
+    ];
+    // The innermost message is the most specific; keep the whole chain short.
+    let detail = chain.last().cloned().unwrap_or_default();
+    if tls_words.iter().any(|w| lower.contains(w)) {
+        Error::Tls {
+            target,
+            message: format!(
+                "TLS failure ({detail}); add the registry's CA with `caSecretRef`, or set \
+                 `plainHTTP: true` if the registry does not speak TLS"
+            ),
+        }
+    } else {
+        let what = if lower.contains("timed out") || lower.contains("timeout") {
+            "timed out"
+        } else if lower.contains("refused") || lower.contains("connect") {
+            "cannot connect"
+        } else {
+            "request failed"
+        };
+        Error::Network {
+            target,
+            message: format!("{what} ({detail})"),
+        }
+    }
+}
+
+/// Registers OCI sources in [`crate::registry::SourceRegistry`].
+pub struct OciFactory;
+
+impl crate::registry::SourceFactory for OciFactory {
+    fn type_name(&self) -> &'static str {
+        "oci"
+    }
+
+    fn build(
+        &self,
+        spec: &crate::spec::SourceSpec,
+        auth: SourceAuth,
+        ctx: &crate::registry::SourceContext,
+    ) -> Result<Box<dyn ChartSource>> {
+        match spec {
+            crate::spec::SourceSpec::Oci(spec) => Ok(Box::new(OciSource::new(
+                spec.clone(),
+                auth,
+                ctx.cache.clone(),
+            )?)),
+            other => Err(Error::config(
+                "source.type",
+                format!(
+                    "the oci factory cannot build a `{}` source",
+                    other.type_name()
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_bundles_split() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
+        let bundle = format!("junk\n{one}{one}");
+        assert_eq!(split_pem_certificates(bundle.as_bytes()).len(), 2);
+        assert!(split_pem_certificates(b"nothing").is_empty());
+    }
+}
