@@ -1,1 +1,511 @@
-//! The release engine over the `helm` binary.
+//! The release engine over the `helm` binary (helm 3.8+ and helm 4).
+//!
+//! Every operation runs one helm process:
+//!
+//! | operation | command line |
+//! |---|---|
+//! | [`HelmEngine::check_version`] | `helm version --template {{.Version}}` |
+//! | [`HelmEngine::upgrade_install`] | `helm upgrade --install NAME CHART.tgz --namespace NS --history-max N --reset-values --output json --timeout Ts [--create-namespace] [--dry-run=client] -f VALUES.json` |
+//! | [`HelmEngine::status`] | `helm status NAME --namespace NS --output json` |
+//! | [`HelmEngine::get_manifest`] | `helm get manifest NAME --namespace NS` |
+//! | [`HelmEngine::uninstall`] | `helm uninstall NAME --namespace NS --timeout Ts` |
+//! | [`HelmEngine::template`] | `helm template NAME CHART.tgz --namespace NS --include-crds -f VALUES.json` |
+//!
+//! (`--kube-context C` is added to the cluster operations when configured.) No `--wait`:
+//! progress is observed afterwards with [`crate::readiness`].
+//!
+//! Rules: helm gets private `HELM_CONFIG_HOME`/`HELM_CACHE_HOME`/`HELM_DATA_HOME` (and
+//! registry/repository config, plugins) under the engine's work directory, never the user's,
+//! and every other `HELM_*` variable of our environment is removed; `KUBECONFIG` is set when
+//! configured; values go through a `0600` file in a private `0700` directory removed after
+//! the call — never argv; the process is killed on timeout; one operation per release at a
+//! time; stdout/stderr are size-capped; failures are classified from helm's real messages
+//! ([`HelmError`], with a [`componentkit::handler::ErrorCategory`]).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tokio::process::Command;
+
+pub mod command;
+pub mod errors;
+pub mod locks;
+pub mod release;
+pub mod version;
+
+pub use errors::HelmError;
+pub use release::{ChartInfo, Release, ReleaseInfo, ReleaseStatus, UninstallOutcome};
+pub use version::HelmVersion;
+
+use locks::ReleaseLocks;
+
+/// Configuration of a [`HelmEngine`].
+#[derive(Clone, Debug)]
+pub struct HelmEngineOptions {
+    /// The helm binary: a path, or a bare name looked up on PATH (default `helm`).
+    pub helm_binary: PathBuf,
+    /// Sets `KUBECONFIG` for helm. `None`: helm's own resolution (our `KUBECONFIG`,
+    /// `~/.kube/config`, or the in-cluster service account).
+    pub kubeconfig: Option<PathBuf>,
+    /// `--kube-context` for the cluster operations.
+    pub kube_context: Option<String>,
+    /// Where the private helm homes and the per-operation values directories live.
+    /// `None`: a fresh temporary directory, removed with the engine.
+    pub work_dir: Option<PathBuf>,
+    /// Upper bound for one helm process (also passed to helm as `--timeout` where it applies).
+    pub timeout: Duration,
+    /// `--history-max`: revisions kept per release.
+    pub history_max: u32,
+    /// Extra environment for helm, applied last (e.g. `HELM_DRIVER=memory` in tests, proxy
+    /// settings). Never put credentials here.
+    pub extra_env: BTreeMap<String, String>,
+}
+
+impl Default for HelmEngineOptions {
+    fn default() -> Self {
+        HelmEngineOptions {
+            helm_binary: PathBuf::from("helm"),
+            kubeconfig: None,
+            kube_context: None,
+            work_dir: None,
+            timeout: Duration::from_secs(300),
+            history_max: 10,
+            extra_env: BTreeMap::new(),
+        }
+    }
+}
+
+/// Options of one `upgrade --install`.
+#[derive(Clone, Debug, Default)]
+pub struct UpgradeOptions {
+    /// `--create-namespace` (the Component's `manageNamespace`).
+    pub create_namespace: bool,
+    /// `--dry-run=client`: render and simulate without touching the cluster (helm 4 needs no
+    /// cluster at all; helm 3 still asks the API server for its version).
+    pub dry_run_client: bool,
+    /// `--description` recorded in the revision.
+    pub description: Option<String>,
+    /// Overrides the engine's timeout for this call.
+    pub timeout: Option<Duration>,
+}
+
+/// The operations the handler needs; [`HelmEngine`] implements it over the helm binary,
+/// tests can substitute a recording fake.
+#[async_trait]
+pub trait ReleaseEngine: Send + Sync {
+    async fn upgrade_install(
+        &self,
+        release: &Release,
+        chart: &Path,
+        values: &Map<String, Value>,
+        options: &UpgradeOptions,
+    ) -> Result<ReleaseInfo, HelmError>;
+    async fn status(&self, release: &Release) -> Result<Option<ReleaseInfo>, HelmError>;
+    async fn get_manifest(&self, release: &Release) -> Result<String, HelmError>;
+    async fn uninstall(&self, release: &Release) -> Result<UninstallOutcome, HelmError>;
+    async fn template(
+        &self,
+        release: &Release,
+        chart: &Path,
+        values: &Map<String, Value>,
+    ) -> Result<String, HelmError>;
+}
+
+/// The private directories helm is given.
+#[derive(Clone, Debug)]
+struct HelmHomes {
+    config: PathBuf,
+    cache: PathBuf,
+    data: PathBuf,
+    /// Parent of the per-operation values directories.
+    scratch: PathBuf,
+}
+
+/// The release engine. Cheap to share (`Arc<HelmEngine>`); operations on different
+/// releases run concurrently, operations on one release one at a time.
+#[derive(Debug)]
+pub struct HelmEngine {
+    options: HelmEngineOptions,
+    homes: HelmHomes,
+    version: OnceLock<HelmVersion>,
+    locks: ReleaseLocks,
+    // Kept last: removed after everything else is dropped.
+    _owned_dir: Option<tempfile::TempDir>,
+}
+
+fn private_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+impl HelmEngine {
+    /// Creates the work directory layout (`config/`, `cache/`, `data/`, `scratch/`, all
+    /// `0700`). Does not run helm: call [`check_version`](Self::check_version) at start.
+    pub fn new(options: HelmEngineOptions) -> Result<HelmEngine, HelmError> {
+        let io = |what: String| {
+            move |source| HelmError::Io {
+                operation: "setup",
+                what,
+                source,
+            }
+        };
+        let (root, owned) = match &options.work_dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("helm-handler-")
+                    .tempdir()
+                    .map_err(io("creating a temporary work directory".into()))?;
+                (tmp.path().to_path_buf(), Some(tmp))
+            }
+        };
+        let homes = HelmHomes {
+            config: root.join("config"),
+            cache: root.join("cache"),
+            data: root.join("data"),
+            scratch: root.join("scratch"),
+        };
+        for dir in [
+            &root,
+            &homes.config,
+            &homes.cache,
+            &homes.data,
+            &homes.scratch,
+        ] {
+            private_dir(dir).map_err(io(format!("creating {}", dir.display())))?;
+        }
+        Ok(HelmEngine {
+            options,
+            homes,
+            version: OnceLock::new(),
+            locks: ReleaseLocks::default(),
+            _owned_dir: owned,
+        })
+    }
+
+    pub fn options(&self) -> &HelmEngineOptions {
+        &self.options
+    }
+
+    /// The version found by [`check_version`](Self::check_version), if it ran.
+    pub fn version(&self) -> Option<HelmVersion> {
+        self.version.get().copied()
+    }
+
+    /// Runs `helm version`, and fails when helm is absent or older than 3.8.
+    pub async fn check_version(&self) -> Result<HelmVersion, HelmError> {
+        let args = vec![
+            OsString::from("version"),
+            OsString::from("--template"),
+            OsString::from("{{.Version}}"),
+        ];
+        let out = self
+            .run_checked("version", &Release::new("-", "-"), args, None)
+            .await?;
+        let found = out.trim().to_string();
+        let version = HelmVersion::parse(&found).ok_or_else(|| HelmError::UnknownVersion {
+            path: self.options.helm_binary.clone(),
+            output: errors::cap(&found, 200),
+        })?;
+        if version < version::MINIMUM {
+            return Err(HelmError::TooOld {
+                path: self.options.helm_binary.clone(),
+                found: version.to_string(),
+                minimum: version::MINIMUM.to_string(),
+            });
+        }
+        let _ = self.version.set(version);
+        Ok(version)
+    }
+
+    /// The helm command for `args`, with the engine's environment. Public so tests can assert
+    /// on what is passed (argv and environment).
+    pub fn command(&self, args: &[OsString]) -> Command {
+        let mut cmd = Command::new(&self.options.helm_binary);
+        cmd.args(args);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("HELM_") {
+                cmd.env_remove(&key);
+            }
+        }
+        let h = &self.homes;
+        cmd.env("HELM_CONFIG_HOME", &h.config)
+            .env("HELM_CACHE_HOME", &h.cache)
+            .env("HELM_DATA_HOME", &h.data)
+            .env(
+                "HELM_REGISTRY_CONFIG",
+                h.config.join("registry/config.json"),
+            )
+            .env("HELM_REPOSITORY_CONFIG", h.config.join("repositories.yaml"))
+            .env("HELM_REPOSITORY_CACHE", h.cache.join("repository"))
+            .env("HELM_CONTENT_CACHE", h.cache.join("content"))
+            .env("HELM_PLUGINS", h.data.join("plugins"))
+            .env("HELM_NO_PLUGINS", "1")
+            .env("NO_COLOR", "1")
+            .current_dir(&h.scratch);
+        if let Some(kubeconfig) = &self.options.kubeconfig {
+            cmd.env("KUBECONFIG", kubeconfig);
+        }
+        for (k, v) in &self.options.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn cluster_args(&self, args: &mut Vec<OsString>) {
+        if let Some(ctx) = &self.options.kube_context {
+            args.push("--kube-context".into());
+            args.push(ctx.into());
+        }
+    }
+
+    /// Runs helm; non-zero exit → classified error; success → stdout.
+    async fn run_checked(
+        &self,
+        operation: &'static str,
+        release: &Release,
+        args: Vec<OsString>,
+        timeout: Option<Duration>,
+    ) -> Result<String, HelmError> {
+        let timeout = timeout.unwrap_or(self.options.timeout);
+        tracing::debug!(operation, %release, ?args, "running helm");
+        let out = command::run(
+            self.command(&args),
+            &self.options.helm_binary,
+            operation,
+            timeout,
+        )
+        .await?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(errors::classify(
+                operation,
+                &release.namespace,
+                &release.name,
+                out.exit(),
+                &out.stderr,
+            ))
+        }
+    }
+
+    /// `--timeout` for helm: slightly below ours, so that helm stops (and records a failed
+    /// revision) before we kill it.
+    fn helm_timeout_arg(timeout: Duration) -> OsString {
+        let secs = timeout
+            .as_secs()
+            .saturating_sub(timeout.as_secs() / 10 + 1)
+            .max(1);
+        format!("{secs}s").into()
+    }
+
+    fn dry_run_flag(&self) -> &'static str {
+        match self.version() {
+            Some(v) if !v.has_dry_run_modes() => "--dry-run",
+            _ => "--dry-run=client",
+        }
+    }
+
+    /// Argument vector of `upgrade --install` (values file path given).
+    pub fn upgrade_args(
+        &self,
+        release: &Release,
+        chart: &Path,
+        values_file: &Path,
+        options: &UpgradeOptions,
+    ) -> Vec<OsString> {
+        let timeout = options.timeout.unwrap_or(self.options.timeout);
+        let mut args: Vec<OsString> = vec![
+            "upgrade".into(),
+            "--install".into(),
+            release.name.clone().into(),
+            chart.into(),
+            "--namespace".into(),
+            release.namespace.clone().into(),
+            "--history-max".into(),
+            self.options.history_max.to_string().into(),
+            // The desired state is the chart's defaults + our values, never the previous
+            // revision's values (helm reuses them when no values are given otherwise).
+            "--reset-values".into(),
+            "--output".into(),
+            "json".into(),
+            "--timeout".into(),
+            Self::helm_timeout_arg(timeout),
+        ];
+        if options.create_namespace {
+            args.push("--create-namespace".into());
+        }
+        if options.dry_run_client {
+            args.push(self.dry_run_flag().into());
+        }
+        if let Some(d) = &options.description {
+            args.push("--description".into());
+            args.push(d.into());
+        }
+        args.push("-f".into());
+        args.push(values_file.into());
+        self.cluster_args(&mut args);
+        args
+    }
+
+    /// Argument vector of `template` (values file path given).
+    pub fn template_args(
+        &self,
+        release: &Release,
+        chart: &Path,
+        values_file: &Path,
+    ) -> Vec<OsString> {
+        vec![
+            "template".into(),
+            release.name.clone().into(),
+            chart.into(),
+            "--namespace".into(),
+            release.namespace.clone().into(),
+            "--include-crds".into(),
+            "-f".into(),
+            values_file.into(),
+        ]
+    }
+
+    /// Writes `values` as JSON (valid YAML) to `values.json`, mode 0600, in a fresh private
+    /// 0700 directory under the work directory. The directory is removed when the returned
+    /// guard is dropped.
+    fn write_values(
+        &self,
+        operation: &'static str,
+        values: &Map<String, Value>,
+    ) -> Result<(tempfile::TempDir, PathBuf), HelmError> {
+        let io = |what: &str| {
+            let what = what.to_string();
+            move |source| HelmError::Io {
+                operation,
+                what,
+                source,
+            }
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("values-")
+            .tempdir_in(&self.homes.scratch)
+            .map_err(io("creating a private values directory"))?;
+        private_dir(dir.path()).map_err(io("restricting the values directory"))?;
+        let path = dir.path().join("values.json");
+        let bytes = serde_json::to_vec(values).map_err(|e| HelmError::Io {
+            operation,
+            what: "serialising values".into(),
+            source: std::io::Error::other(e),
+        })?;
+        let mut open = std::fs::OpenOptions::new();
+        open.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            open.mode(0o600);
+        }
+        let mut file = open.open(&path).map_err(io("creating the values file"))?;
+        std::io::Write::write_all(&mut file, &bytes).map_err(io("writing the values file"))?;
+        Ok((dir, path))
+    }
+
+    fn absolute_chart(chart: &Path) -> PathBuf {
+        std::path::absolute(chart).unwrap_or_else(|_| chart.to_path_buf())
+    }
+}
+
+#[async_trait]
+impl ReleaseEngine for HelmEngine {
+    /// `helm upgrade --install` (no `--wait`): returns the new revision as helm reports it.
+    async fn upgrade_install(
+        &self,
+        release: &Release,
+        chart: &Path,
+        values: &Map<String, Value>,
+        options: &UpgradeOptions,
+    ) -> Result<ReleaseInfo, HelmError> {
+        release.validate()?;
+        let _guard = self.locks.lock(release).await;
+        let (_dir, values_file) = self.write_values("upgrade", values)?;
+        let args = self.upgrade_args(release, &Self::absolute_chart(chart), &values_file, options);
+        let out = self
+            .run_checked("upgrade", release, args, options.timeout)
+            .await?;
+        ReleaseInfo::from_json("upgrade", &out)
+    }
+
+    /// `helm status -o json`; `None` when the release does not exist.
+    async fn status(&self, release: &Release) -> Result<Option<ReleaseInfo>, HelmError> {
+        release.validate()?;
+        let _guard = self.locks.lock(release).await;
+        let mut args: Vec<OsString> = vec![
+            "status".into(),
+            release.name.clone().into(),
+            "--namespace".into(),
+            release.namespace.clone().into(),
+            "--output".into(),
+            "json".into(),
+        ];
+        self.cluster_args(&mut args);
+        match self.run_checked("status", release, args, None).await {
+            Ok(out) => ReleaseInfo::from_json("status", &out).map(Some),
+            Err(e) if e.is_release_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `helm get manifest`: the rendered objects of the current revision (multi-document YAML).
+    async fn get_manifest(&self, release: &Release) -> Result<String, HelmError> {
+        release.validate()?;
+        let _guard = self.locks.lock(release).await;
+        let mut args: Vec<OsString> = vec![
+            "get".into(),
+            "manifest".into(),
+            release.name.clone().into(),
+            "--namespace".into(),
+            release.namespace.clone().into(),
+        ];
+        self.cluster_args(&mut args);
+        self.run_checked("get manifest", release, args, None).await
+    }
+
+    /// `helm uninstall` (no `--wait`); a release that does not exist is already gone.
+    async fn uninstall(&self, release: &Release) -> Result<UninstallOutcome, HelmError> {
+        release.validate()?;
+        let _guard = self.locks.lock(release).await;
+        let mut args: Vec<OsString> = vec![
+            "uninstall".into(),
+            release.name.clone().into(),
+            "--namespace".into(),
+            release.namespace.clone().into(),
+            "--timeout".into(),
+            Self::helm_timeout_arg(self.options.timeout),
+        ];
+        self.cluster_args(&mut args);
+        match self.run_checked("uninstall", release, args, None).await {
+            Ok(_) => Ok(UninstallOutcome::Uninstalled),
+            Err(e) if e.is_release_not_found() => Ok(UninstallOutcome::AlreadyGone),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `helm template` (offline, CRDs included): the manifests an install would apply.
+    async fn template(
+        &self,
+        release: &Release,
+        chart: &Path,
+        values: &Map<String, Value>,
+    ) -> Result<String, HelmError> {
+        release.validate()?;
+        let (_dir, values_file) = self.write_values("template", values)?;
+        let args = self.template_args(release, &Self::absolute_chart(chart), &values_file);
+        self.run_checked("template", release, args, None).await
+    }
+}

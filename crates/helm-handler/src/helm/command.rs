@@ -1,0 +1,126 @@
+//! Running one helm process: bounded output, bounded time, killed when late or dropped.
+
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+
+use super::errors::HelmError;
+
+/// At most this many bytes of stdout are accepted (manifests of big charts are a few MiB).
+pub const MAX_STDOUT: usize = 64 * 1024 * 1024;
+/// At most this many bytes of stderr are kept (the rest is read and dropped).
+pub const MAX_STDERR: usize = 256 * 1024;
+
+/// What a finished helm process printed.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// The exit code as text ("1", or "signal" when killed by one).
+    pub fn exit(&self) -> String {
+        self.status
+            .code()
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "signal".to_string())
+    }
+}
+
+/// Reads a stream to its end, keeping at most `cap` bytes. Returns the bytes and whether
+/// more were dropped.
+async fn read_capped<R: AsyncRead + Unpin>(
+    reader: Option<R>,
+    cap: usize,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    let Some(mut reader) = reader else {
+        return Ok((Vec::new(), false));
+    };
+    let mut kept = Vec::new();
+    let mut dropped = false;
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let n = reader.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        let room = cap.saturating_sub(kept.len());
+        let take = n.min(room);
+        kept.extend_from_slice(&chunk[..take]);
+        if take < n {
+            dropped = true;
+        }
+    }
+    Ok((kept, dropped))
+}
+
+/// Runs `cmd` (stdin closed, stdout/stderr captured) for at most `timeout`. On timeout, or
+/// when the returned future is dropped, the process is killed.
+pub async fn run(
+    mut cmd: Command,
+    binary: &Path,
+    operation: &'static str,
+    timeout: Duration,
+) -> Result<Output, HelmError> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            HelmError::NotInstalled {
+                path: binary.to_path_buf(),
+            }
+        } else {
+            HelmError::Spawn {
+                path: binary.to_path_buf(),
+                source,
+            }
+        }
+    })?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let io_err = |what: &str, source| HelmError::Io {
+        operation,
+        what: what.to_string(),
+        source,
+    };
+    let finished = tokio::time::timeout(timeout, async {
+        tokio::join!(
+            read_capped(stdout, MAX_STDOUT),
+            read_capped(stderr, MAX_STDERR),
+            child.wait()
+        )
+    })
+    .await;
+    let (out, err, status) = match finished {
+        Ok(all) => all,
+        Err(_) => {
+            // Late: kill and reap (kill_on_drop would kill too, but reaping avoids a zombie).
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            tracing::warn!(operation, ?timeout, "helm timed out and was killed");
+            return Err(HelmError::Timeout { operation, timeout });
+        }
+    };
+    let (stdout, stdout_dropped) = out.map_err(|e| io_err("reading helm's stdout", e))?;
+    let (stderr, _) = err.map_err(|e| io_err("reading helm's stderr", e))?;
+    let status = status.map_err(|e| io_err("waiting for helm", e))?;
+    if stdout_dropped {
+        return Err(HelmError::OutputTooLarge {
+            operation,
+            stream: "stdout",
+            limit: MAX_STDOUT,
+        });
+    }
+    Ok(Output {
+        status,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}

@@ -1,0 +1,287 @@
+//! Releases and what helm says about them (`-o json`).
+//!
+//! helm 3 and helm 4 print the same release object with small differences: helm 4 adds
+//! `apply_method`, helm 3 has `info.deleted`; `status -o json` omits `chart` in both (only
+//! `upgrade`/`install -o json` carry `chart.metadata`). Parsing is tolerant: only `name`,
+//! `namespace`, `version` and `info.status` are required.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::errors::HelmError;
+
+/// Identity of a release: name and namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Release {
+    pub name: String,
+    pub namespace: String,
+}
+
+impl Release {
+    pub fn new(name: impl Into<String>, namespace: impl Into<String>) -> Release {
+        Release {
+            name: name.into(),
+            namespace: namespace.into(),
+        }
+    }
+
+    /// Rejects what helm would reject or misread: empty, longer than 53 characters (helm's
+    /// limit for names; 63 for namespaces), or not a lowercase DNS-1123 name (this also keeps
+    /// a leading `-` from being read as a flag).
+    pub fn validate(&self) -> Result<(), HelmError> {
+        check_dns_name("name", &self.name, 53, true)?;
+        check_dns_name("namespace", &self.namespace, 63, false)
+    }
+}
+
+fn check_dns_name(
+    field: &'static str,
+    value: &str,
+    max: usize,
+    allow_dots: bool,
+) -> Result<(), HelmError> {
+    let invalid = |reason| HelmError::InvalidRelease {
+        field,
+        value: value.to_string(),
+        reason,
+    };
+    if value.is_empty() {
+        return Err(invalid("must not be empty"));
+    }
+    if value.len() > max {
+        return Err(invalid(if max == 53 {
+            "longer than 53 characters"
+        } else {
+            "longer than 63 characters"
+        }));
+    }
+    let ok_char = |c: char| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (allow_dots && c == '.')
+    };
+    if !value.chars().all(ok_char) {
+        return Err(invalid(
+            "only lowercase letters, digits, '-' (and '.' in names) are allowed",
+        ));
+    }
+    let first_last_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_last_ok(value.chars().next()) || !first_last_ok(value.chars().last()) {
+        return Err(invalid("must start and end with a letter or digit"));
+    }
+    Ok(())
+}
+
+impl fmt::Display for Release {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// helm's release status (`info.status`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReleaseStatus {
+    Unknown,
+    Deployed,
+    Uninstalled,
+    Superseded,
+    Failed,
+    Uninstalling,
+    PendingInstall,
+    PendingUpgrade,
+    PendingRollback,
+    /// A status this engine does not know (a newer helm).
+    Other(String),
+}
+
+impl ReleaseStatus {
+    pub fn parse(s: &str) -> ReleaseStatus {
+        match s {
+            "unknown" => ReleaseStatus::Unknown,
+            "deployed" => ReleaseStatus::Deployed,
+            "uninstalled" => ReleaseStatus::Uninstalled,
+            "superseded" => ReleaseStatus::Superseded,
+            "failed" => ReleaseStatus::Failed,
+            "uninstalling" => ReleaseStatus::Uninstalling,
+            "pending-install" => ReleaseStatus::PendingInstall,
+            "pending-upgrade" => ReleaseStatus::PendingUpgrade,
+            "pending-rollback" => ReleaseStatus::PendingRollback,
+            other => ReleaseStatus::Other(other.to_string()),
+        }
+    }
+
+    /// helm's spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ReleaseStatus::Unknown => "unknown",
+            ReleaseStatus::Deployed => "deployed",
+            ReleaseStatus::Uninstalled => "uninstalled",
+            ReleaseStatus::Superseded => "superseded",
+            ReleaseStatus::Failed => "failed",
+            ReleaseStatus::Uninstalling => "uninstalling",
+            ReleaseStatus::PendingInstall => "pending-install",
+            ReleaseStatus::PendingUpgrade => "pending-upgrade",
+            ReleaseStatus::PendingRollback => "pending-rollback",
+            ReleaseStatus::Other(s) => s,
+        }
+    }
+
+    /// An operation is (or was, if helm crashed) under way: install, upgrade, rollback.
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self,
+            ReleaseStatus::PendingInstall
+                | ReleaseStatus::PendingUpgrade
+                | ReleaseStatus::PendingRollback
+        )
+    }
+}
+
+impl fmt::Display for ReleaseStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The chart of a release (only in `upgrade`/`install` output, not in `status`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChartInfo {
+    pub name: String,
+    pub version: String,
+    pub app_version: Option<String>,
+}
+
+/// What helm reports about a release revision.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    pub name: String,
+    pub namespace: String,
+    /// helm's `version`: the revision number, 1 for the first install.
+    pub revision: u64,
+    pub status: ReleaseStatus,
+    pub description: String,
+    pub first_deployed: Option<String>,
+    pub last_deployed: Option<String>,
+    pub chart: Option<ChartInfo>,
+    pub notes: Option<String>,
+    /// The rendered manifest of the revision (may be empty when helm omits it).
+    pub manifest: String,
+}
+
+impl fmt::Debug for ReleaseInfo {
+    // The manifest can be megabytes; show its size only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReleaseInfo")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("revision", &self.revision)
+            .field("status", &self.status)
+            .field("description", &self.description)
+            .field("first_deployed", &self.first_deployed)
+            .field("last_deployed", &self.last_deployed)
+            .field("chart", &self.chart)
+            .field("manifest_bytes", &self.manifest.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReleaseInfo {
+    /// Parses helm's `-o json` release object (helm 3 or 4).
+    pub fn from_json(operation: &'static str, text: &str) -> Result<ReleaseInfo, HelmError> {
+        let bad = |message: String| HelmError::BadOutput { operation, message };
+        let v: Value = serde_json::from_str(text.trim())
+            .map_err(|e| bad(format!("not JSON ({e}): {}", super::errors::cap(text, 200))))?;
+        let str_at = |ptr: &str| v.pointer(ptr).and_then(Value::as_str).map(str::to_string);
+        let name = str_at("/name").ok_or_else(|| bad("no \"name\"".into()))?;
+        let namespace = str_at("/namespace").ok_or_else(|| bad("no \"namespace\"".into()))?;
+        let revision = v
+            .get("version")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad("no numeric \"version\" (revision)".into()))?;
+        let status = str_at("/info/status")
+            .map(|s| ReleaseStatus::parse(&s))
+            .ok_or_else(|| bad("no \"info.status\"".into()))?;
+        let chart = match (
+            str_at("/chart/metadata/name"),
+            str_at("/chart/metadata/version"),
+        ) {
+            (Some(name), Some(version)) => Some(ChartInfo {
+                name,
+                version,
+                app_version: str_at("/chart/metadata/appVersion").filter(|s| !s.is_empty()),
+            }),
+            _ => None,
+        };
+        Ok(ReleaseInfo {
+            name,
+            namespace,
+            revision,
+            status,
+            description: str_at("/info/description").unwrap_or_default(),
+            first_deployed: str_at("/info/first_deployed"),
+            last_deployed: str_at("/info/last_deployed"),
+            chart,
+            notes: str_at("/info/notes").filter(|s| !s.is_empty()),
+            manifest: str_at("/manifest").unwrap_or_default(),
+        })
+    }
+}
+
+/// Result of an uninstall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UninstallOutcome {
+    /// helm removed the release.
+    Uninstalled,
+    /// There was no such release (nothing to do).
+    AlreadyGone,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_names() {
+        assert!(Release::new("my-app", "apps").validate().is_ok());
+        assert!(Release::new("my.app-2", "a").validate().is_ok());
+        for bad in ["", "-rf", "My", "a_b", "x-", &"a".repeat(54)] {
+            assert!(Release::new(bad, "ns").validate().is_err(), "{bad:?}");
+        }
+        assert!(Release::new("ok", "a.b").validate().is_err());
+        assert!(Release::new("ok", "--kubeconfig").validate().is_err());
+    }
+
+    #[test]
+    fn status_round_trip() {
+        for s in [
+            "unknown",
+            "deployed",
+            "uninstalled",
+            "superseded",
+            "failed",
+            "uninstalling",
+            "pending-install",
+            "pending-upgrade",
+            "pending-rollback",
+            "brand-new",
+        ] {
+            assert_eq!(ReleaseStatus::parse(s).as_str(), s);
+        }
+        assert!(ReleaseStatus::parse("pending-upgrade").is_pending());
+        assert!(!ReleaseStatus::parse("deployed").is_pending());
+    }
+
+    #[test]
+    fn minimal_and_bad_json() {
+        let info = ReleaseInfo::from_json(
+            "status",
+            r#"{"name":"a","namespace":"b","version":3,"info":{"status":"failed"}}"#,
+        )
+        .unwrap();
+        assert_eq!(info.revision, 3);
+        assert_eq!(info.status, ReleaseStatus::Failed);
+        assert!(info.chart.is_none());
+        assert!(ReleaseInfo::from_json("status", "Error: nope").is_err());
+        assert!(ReleaseInfo::from_json("status", r#"{"name":"a"}"#).is_err());
+    }
+}
