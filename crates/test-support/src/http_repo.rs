@@ -11,7 +11,7 @@ use tempfile::TempDir;
 use crate::auth::TestUser;
 use crate::helm::{helm_command, run};
 use crate::port::{Attempt, with_free_port};
-use crate::process::{Probe, ServerProcess, StartFailure, can_connect};
+use crate::process::{Probe, ServerProcess, StartFailure, can_connect, read_settled_log};
 use crate::tls::TestCerts;
 
 /// The nginx binary (Debian package `nginx`).
@@ -240,10 +240,14 @@ impl HttpRepo {
         self.process.kill();
     }
 
+    /// Path of nginx's access log (`METHOD<TAB>URI<TAB>STATUS<TAB>yes|no` lines).
+    pub fn access_log_path(&self) -> PathBuf {
+        self.root.path().join("logs/access.log")
+    }
+
     /// The requests served so far, in order.
     pub fn access_log(&self) -> Vec<HttpAccessEntry> {
-        let text =
-            std::fs::read_to_string(self.root.path().join("logs/access.log")).unwrap_or_default();
+        let text = read_settled_log(&self.access_log_path());
         text.lines().filter_map(parse_access_line).collect()
     }
 }

@@ -136,3 +136,20 @@ pub(crate) fn http_status(addr: SocketAddr, path: &str) -> anyhow::Result<u16> {
     };
     Ok(code)
 }
+
+/// Reads a server's log once it has stopped growing for a moment (at most ~1 s): a server
+/// writes an access-log line just after the response left, so a client that has its response
+/// may be a little ahead of the log.
+pub(crate) fn read_settled_log(path: &Path) -> String {
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let mut last = size(path);
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(25));
+        let now = size(path);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    std::fs::read_to_string(path).unwrap_or_default()
+}

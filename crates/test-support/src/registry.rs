@@ -11,7 +11,9 @@ use tempfile::TempDir;
 use crate::auth::TestUser;
 use crate::helm::{helm_command, run};
 use crate::port::{Attempt, with_free_port};
-use crate::process::{Probe, ServerProcess, StartFailure, can_connect, http_status};
+use crate::process::{
+    Probe, ServerProcess, StartFailure, can_connect, http_status, read_settled_log,
+};
 use crate::tls::TestCerts;
 
 /// The registry binary (Debian package `docker-registry`).
@@ -204,7 +206,7 @@ impl Registry {
     /// The requests served so far, in order, from the access log.
     /// The readiness probe's `GET /v2/` is among them (plain-HTTP modes).
     pub fn access_log(&self) -> Vec<AccessEntry> {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let text = read_settled_log(self.log_path());
         text.lines().filter_map(parse_access_line).collect()
     }
 
