@@ -124,29 +124,32 @@ impl HttpRepo {
             )
             .context("write nginx.conf")?;
             let log = base.join(format!("logs/nginx-{port}.log"));
+            let pid_file = base.join("nginx.pid");
+            let _ = std::fs::remove_file(&pid_file);
             let mut cmd = Command::new(NGINX_BIN);
+            // `-e stderr`: startup errors (before the config is read) go to the process log.
             cmd.arg("-p")
                 .arg(&base)
                 .arg("-c")
                 .arg(&conf)
-                .arg("-e")
-                .arg(base.join("logs/error.log"))
+                .args(["-e", "stderr"])
                 .current_dir(&base);
             let mut process = ServerProcess::spawn("nginx", cmd, &log)?;
             let addr = SocketAddr::from((ip, port));
-            match process.wait_ready(|| {
-                if can_connect(addr) {
+            // nginx writes its pid file only after it bound every listen address, so a
+            // connection is known to reach this nginx, not whoever else holds the port.
+            let ready = process.wait_ready(|pid| {
+                let written = std::fs::read_to_string(&pid_file).unwrap_or_default();
+                if pid.is_some_and(|pid| written.trim() == pid.to_string()) && can_connect(addr) {
                     Probe::Ready
                 } else {
                     Probe::NotYet
                 }
-            }) {
+            });
+            match ready {
                 Ok(()) => Ok(Attempt::Started((process, port))),
                 Err(StartFailure::PortTaken(e)) => Ok(Attempt::PortTaken(e)),
-                Err(StartFailure::Other(e)) => Err(e.context(format!(
-                    "nginx error log:\n{}",
-                    crate::process::log_tail(&base.join("logs/error.log"), 20)
-                ))),
+                Err(StartFailure::Other(e)) => Err(e),
             }
         })?;
         let repo = Self {
@@ -282,7 +285,7 @@ fn nginx_conf(
     }
     format!(
         "daemon off;\nmaster_process off;\nworker_processes 1;\npid {b}/nginx.pid;\n\
-         error_log {b}/logs/error.log info;\n\
+         error_log stderr notice;\n\
          events {{ worker_connections 256; }}\n\
          http {{\n\
          \x20 types {{ application/x-yaml yaml yml; application/gzip tgz gz; application/json json; }}\n\

@@ -59,6 +59,11 @@ impl ServerProcess {
         })
     }
 
+    /// The process id while running.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub(crate) fn log_path(&self) -> &Path {
         &self.log
     }
@@ -66,7 +71,7 @@ impl ServerProcess {
     /// Polls `probe` until it reports ready, the process exits, or [`READY_TIMEOUT`] passes.
     pub(crate) fn wait_ready(
         &mut self,
-        mut probe: impl FnMut() -> Probe,
+        mut probe: impl FnMut(Option<u32>) -> Probe,
     ) -> Result<(), StartFailure> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -85,7 +90,7 @@ impl ServerProcess {
                     Err(e) => return Err(StartFailure::Other(e.into())),
                 }
             }
-            if let Probe::Ready = probe() {
+            if let Probe::Ready = probe(self.pid()) {
                 return Ok(());
             }
             if Instant::now() > deadline {

@@ -100,7 +100,7 @@ impl Registry {
             let mut process = ServerProcess::spawn("docker-registry", cmd, &log)?;
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             let listening = format!("listening on 127.0.0.1:{port}");
-            let ready = process.wait_ready(|| {
+            let ready = process.wait_ready(|_pid| {
                 let log = std::fs::read_to_string(&log).unwrap_or_default();
                 if !log.contains(&listening) {
                     return Probe::NotYet;
