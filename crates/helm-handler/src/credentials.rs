@@ -273,6 +273,19 @@ impl CredentialResolver {
         Ok(out)
     }
 
+    /// Checks every `secretRef.namespace` of the source against the namespace rule, without
+    /// any lookup.
+    pub fn check_namespaces(
+        &self,
+        component_namespace: &str,
+        spec: &SourceSpec,
+    ) -> Result<(), Error> {
+        for (field, r) in secret_refs(spec) {
+            self.candidates(component_namespace, field, r)?;
+        }
+        Ok(())
+    }
+
     /// Every `(namespace, name)` a source may read: both candidate namespaces for a
     /// reference without `namespace`. For mapping Secret changes to Components. A reference
     /// to a forbidden namespace yields nothing (it is rejected by [`Self::resolve`]).

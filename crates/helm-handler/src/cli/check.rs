@@ -1,11 +1,221 @@
-//! `helm-handler check`.
+//! `helm-handler check -f FILE [-f FILE…] [--system-namespace NS]`: validates the
+//! configuration of every helm Component in the files, offline.
+//!
+//! One line per helm Component on stdout: `ok NS/NAME` or `error NS/NAME: CATEGORY: MESSAGE`.
+//! Secrets referenced by a Component are resolved when they are in the files (same resolver
+//! as the controller); a reference to a forbidden namespace is an error either way.
+//!
+//! Exit codes: 0 all valid, 1 at least one invalid Component, 2 a file could not be read or
+//! is not valid YAML (or bad arguments).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct CheckArgs {}
+use chart_source::SourceSpec;
+use componentkit::crd::Component;
 
-pub fn main(_args: CheckArgs) -> ExitCode {
-    eprintln!("helm-handler check: not implemented yet");
-    ExitCode::from(2)
+use crate::config::HelmConfig;
+use crate::credentials::{CredentialResolver, FileSecretStore};
+use crate::error::Error;
+use crate::manifests::{DEFAULT_NAMESPACE, Manifests};
+
+/// Exit code when every helm Component is valid.
+pub const EXIT_OK: u8 = 0;
+/// Exit code when at least one helm Component is invalid.
+pub const EXIT_INVALID: u8 = 1;
+/// Exit code when a file could not be read or parsed.
+pub const EXIT_UNREADABLE: u8 = 2;
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Kubernetes YAML file with Components and Secrets (multi-document); repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// The system namespace, searched for Secrets after the Component's namespace.
+    #[arg(
+        long,
+        env = "HELM_HANDLER_SYSTEM_NAMESPACE",
+        default_value = "deployment-system"
+    )]
+    pub system_namespace: String,
+    /// Also say, on stderr, which Components were skipped and which Secrets were not checked.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// The verdict on one helm Component.
+#[derive(Debug)]
+pub struct Verdict {
+    pub namespace: String,
+    pub name: String,
+    pub result: Result<(), Error>,
+    /// Secrets referenced but not in the files (not checked).
+    pub unchecked_secrets: Vec<String>,
+}
+
+impl Verdict {
+    pub fn line(&self) -> String {
+        match &self.result {
+            Ok(()) => format!("ok {}/{}", self.namespace, self.name),
+            Err(e) => format!("error {}/{}: {e}", self.namespace, self.name),
+        }
+    }
+}
+
+pub fn main(args: CheckArgs) -> ExitCode {
+    let manifests = match Manifests::load(&args.files) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_UNREADABLE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: internal: starting the runtime: {e}");
+            return ExitCode::from(EXIT_UNREADABLE);
+        }
+    };
+    let resolver = CredentialResolver::new(args.system_namespace.clone());
+
+    if args.verbose {
+        for c in &manifests.components {
+            if c.spec.handler != componentkit::names::HELM_HANDLER {
+                eprintln!(
+                    "skip {}: handler is {:?}, not \"helm\"",
+                    key(c),
+                    c.spec.handler
+                );
+            }
+        }
+    }
+    let mut invalid = 0usize;
+    let mut total = 0usize;
+    for (component, _) in manifests.helm_components() {
+        total += 1;
+        let verdict = runtime.block_on(check_component(&resolver, &manifests.secrets, component));
+        if verdict.result.is_err() {
+            invalid += 1;
+        }
+        println!("{}", verdict.line());
+        if args.verbose {
+            for s in &verdict.unchecked_secrets {
+                eprintln!(
+                    "note {}/{}: Secret {s} is not in the files; its contents were not checked",
+                    verdict.namespace, verdict.name
+                );
+            }
+        }
+    }
+    if total == 0 {
+        eprintln!("no helm Components found in the files");
+    } else if args.verbose || invalid > 0 {
+        eprintln!("{} valid, {invalid} invalid", total - invalid);
+    }
+    if invalid > 0 {
+        ExitCode::from(EXIT_INVALID)
+    } else {
+        ExitCode::from(EXIT_OK)
+    }
+}
+
+fn key(c: &Component) -> String {
+    format!(
+        "{}/{}",
+        c.metadata.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
+        c.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Validates one Component: its configuration, the namespace rule of its Secret
+/// references, and the contents of the referenced Secrets that are in the files.
+pub async fn check_component(
+    resolver: &CredentialResolver,
+    secrets: &FileSecretStore,
+    component: &Component,
+) -> Verdict {
+    let namespace = component
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    let name = component.metadata.name.clone().unwrap_or_default();
+    let mut unchecked_secrets = Vec::new();
+    let result = async {
+        let null = serde_json::Value::Null;
+        let config =
+            HelmConfig::parse(component.spec.config.as_ref().unwrap_or(&null), &namespace)?;
+        resolver.check_namespaces(&namespace, &config.source)?;
+        let mut spec = config.source.clone();
+        // Resolve only what the files hold: a Secret that is elsewhere (in the cluster) is
+        // not an error offline.
+        let present = |spec: &SourceSpec, which: Which| -> bool {
+            let single = only(spec, which);
+            resolver
+                .referenced_secrets(&namespace, &single)
+                .iter()
+                .any(|(ns, n)| secrets.contains(ns, n))
+        };
+        if spec.authentication().is_some() && !present(&spec, Which::Auth) {
+            unchecked_secrets.extend(describe_refs(
+                resolver,
+                &namespace,
+                &only(&spec, Which::Auth),
+            ));
+            clear(&mut spec, Which::Auth);
+        }
+        if spec.tls().ca_secret_ref.is_some() && !present(&spec, Which::Ca) {
+            unchecked_secrets.extend(describe_refs(resolver, &namespace, &only(&spec, Which::Ca)));
+            clear(&mut spec, Which::Ca);
+        }
+        resolver.resolve(secrets, &namespace, &spec).await?;
+        Ok(())
+    }
+    .await;
+    Verdict {
+        namespace,
+        name,
+        result,
+        unchecked_secrets,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Auth,
+    Ca,
+}
+
+/// A copy of `spec` keeping only one of its Secret references.
+fn only(spec: &SourceSpec, which: Which) -> SourceSpec {
+    let mut s = spec.clone();
+    clear(
+        &mut s,
+        match which {
+            Which::Auth => Which::Ca,
+            Which::Ca => Which::Auth,
+        },
+    );
+    s
+}
+
+fn clear(spec: &mut SourceSpec, which: Which) {
+    let (auth, tls) = match spec {
+        SourceSpec::Oci(s) => (&mut s.authentication, &mut s.tls),
+        SourceSpec::Http(s) => (&mut s.authentication, &mut s.tls),
+    };
+    match which {
+        Which::Auth => *auth = None,
+        Which::Ca => tls.ca_secret_ref = None,
+    }
+}
+
+fn describe_refs(resolver: &CredentialResolver, namespace: &str, spec: &SourceSpec) -> Vec<String> {
+    let refs = resolver.referenced_secrets(namespace, spec);
+    let Some((_, name)) = refs.first() else {
+        return Vec::new();
+    };
+    let namespaces: Vec<&str> = refs.iter().map(|(ns, _)| ns.as_str()).collect();
+    vec![format!("`{name}` (namespaces {})", namespaces.join(", "))]
 }
