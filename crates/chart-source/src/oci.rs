@@ -422,7 +422,7 @@ pub fn classify(err: OciDistributionError, target: &str, auth: &str) -> Error {
             } else if has(&OciErrorCode::ManifestUnknown) {
                 Error::NotFound {
                     target,
-                    message: format!("tag or digest not found in the repository ({detail})"),
+                    message: format!("no such tag or digest (or no such repository) ({detail})"),
                 }
             } else if has(&OciErrorCode::BlobUnknown) || has(&OciErrorCode::NotFound) {
                 Error::NotFound {
@@ -444,6 +444,10 @@ pub fn classify(err: OciDistributionError, target: &str, auth: &str) -> Error {
         OciDistributionError::ServerError { code, message, .. } => {
             let message = message.chars().take(200).collect::<String>();
             match code {
+                400 if message.contains("HTTP request to an HTTPS server") => Error::Tls {
+                    target,
+                    message: "the registry speaks TLS: remove `plainHTTP: true`".into(),
+                },
                 401 | 403 => Error::Auth {
                     target,
                     message: auth_message(&format!("HTTP {code}")),
