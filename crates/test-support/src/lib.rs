@@ -23,5 +23,5 @@ mod tls;
 
 pub use chart::Chart;
 pub use helm::{helm_bin, helm_command, workspace_root};
-pub use http_repo::{HttpAccessEntry, HttpRepo, HttpRepoOptions};
+pub use http_repo::{HttpAccessEntry, HttpRepo, HttpRepoOptions, ORIGIN_PLACEHOLDER};
 pub use registry::{AccessEntry, Registry, RegistryMode};
