@@ -1,0 +1,139 @@
+//! Fetching a release's objects with kube-rs (dynamic API, discovery per group/version).
+
+use std::collections::HashMap;
+
+use componentkit::handler::ErrorCategory;
+use kube::api::{Api, DynamicObject};
+use kube::core::GroupVersionKind;
+use kube::discovery::{self, ApiCapabilities, ApiResource, Scope};
+use serde_json::Value;
+
+use super::manifest::{ManifestError, ObjectRef, parse_manifest};
+use super::{Verdict, assess_observed};
+
+/// An object of the release as found in the cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observed {
+    /// The object as the API returned it (JSON).
+    Present(Value),
+    /// Not there (yet): the object, or its kind (CRD not established), does not exist.
+    Missing(ObjectRef),
+}
+
+/// Reading the release's objects failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("reading {object}: {source}")]
+    Api {
+        object: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error(
+        "reading {object}: the API returned an object that is not JSON-serialisable: {message}"
+    )]
+    Decode { object: String, message: String },
+}
+
+impl FetchError {
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            FetchError::Manifest(_) | FetchError::Decode { .. } => ErrorCategory::Internal,
+            FetchError::Api { source, .. } => kube_error_category(source),
+        }
+    }
+}
+
+/// The category of a kube-rs error.
+pub fn kube_error_category(e: &kube::Error) -> ErrorCategory {
+    match e {
+        kube::Error::Api(status) => match status.code {
+            401 | 403 => ErrorCategory::Auth,
+            404 => ErrorCategory::NotFound,
+            409 => ErrorCategory::Conflict,
+            408 | 504 => ErrorCategory::Timeout,
+            429 | 500..=599 => ErrorCategory::Network,
+            _ => ErrorCategory::Internal,
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) => ErrorCategory::Network,
+        _ => ErrorCategory::Internal,
+    }
+}
+
+fn is_missing(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => status.code == 404,
+        kube::Error::Discovery(_) => true,
+        _ => false,
+    }
+}
+
+/// Fetches every referenced object (`GET`, one per object; discovery once per
+/// group/version/kind). Objects or kinds that do not exist are [`Observed::Missing`];
+/// namespaces of cluster-scoped kinds are ignored.
+pub async fn fetch_objects(
+    client: kube::Client,
+    refs: &[ObjectRef],
+) -> Result<Vec<Observed>, FetchError> {
+    let mut kinds: HashMap<(String, String, String), Option<(ApiResource, ApiCapabilities)>> =
+        HashMap::new();
+    let mut out = Vec::with_capacity(refs.len());
+    for r in refs {
+        let (group, version) = r.group_version();
+        let key = (group.to_string(), version.to_string(), r.kind.clone());
+        if !kinds.contains_key(&key) {
+            let gvk = GroupVersionKind::gvk(group, version, &r.kind);
+            let found = match discovery::pinned_kind(&client, &gvk).await {
+                Ok(found) => Some(found),
+                Err(e) if is_missing(&e) => None,
+                Err(e) => {
+                    return Err(FetchError::Api {
+                        object: r.to_string(),
+                        source: Box::new(e),
+                    });
+                }
+            };
+            kinds.insert(key.clone(), found);
+        }
+        let Some(Some((resource, caps))) = kinds.get(&key) else {
+            out.push(Observed::Missing(r.clone()));
+            continue;
+        };
+        let api: Api<DynamicObject> = match (&caps.scope, &r.namespace) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, resource),
+            (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), resource),
+            (Scope::Cluster, _) => Api::all_with(client.clone(), resource),
+        };
+        match api.get_opt(&r.name).await {
+            Ok(Some(object)) => {
+                let value = serde_json::to_value(&object).map_err(|e| FetchError::Decode {
+                    object: r.to_string(),
+                    message: e.to_string(),
+                })?;
+                out.push(Observed::Present(value));
+            }
+            Ok(None) => out.push(Observed::Missing(r.clone())),
+            Err(e) => {
+                return Err(FetchError::Api {
+                    object: r.to_string(),
+                    source: Box::new(e),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The readiness of a release: parse its manifest (`helm get manifest`, or
+/// `ReleaseInfo::manifest`), fetch its objects, assess them.
+pub async fn check_release(
+    client: kube::Client,
+    manifest: &str,
+    release_namespace: &str,
+) -> Result<Verdict, FetchError> {
+    let refs = parse_manifest(manifest, release_namespace)?;
+    let observed = fetch_objects(client, &refs).await?;
+    Ok(assess_observed(&observed))
+}
