@@ -46,6 +46,7 @@ impl SourceRegistry {
             factories: HashMap::new(),
         };
         registry.register(crate::oci::OciFactory);
+        registry.register(crate::http::HttpFactory::default());
         registry
     }
 
