@@ -18,6 +18,13 @@ pub struct SourceContext {
     pub cache: Arc<ChartCache>,
 }
 
+impl SourceContext {
+    /// A context over `cache`, with every source type's shared state at its defaults.
+    pub fn new(cache: Arc<ChartCache>) -> Self {
+        SourceContext { cache }
+    }
+}
+
 /// Builds the [`ChartSource`] of one source type.
 pub trait SourceFactory: Send + Sync {
     /// The `source.type` this factory serves (`SourceSpec::type_name`).

@@ -1,11 +1,245 @@
-//! `helm-handler pull`.
+//! `helm-handler pull -f FILE [-f FILE…] [--cache-dir DIR] [--system-namespace NS] [-o json]`:
+//! locates the chart of every helm Component in the files into the cache, through the same
+//! code path as the controller (config parsing, the credential resolver over the Secrets in
+//! the files, the source registry, the cache, the archive checks).
+//!
+//! Output, one line per helm Component, in file order:
+//! - `-o json`: `{"component":"NS/NAME","source":"…","chart":"…","version":"…","digest":"sha256:…","path":"…","cacheHit":true}`,
+//!   or `{"component":"NS/NAME","error":{"category":"auth","message":"…"}}`;
+//! - plain: `NS/NAME CHART VERSION DIGEST (cached|downloaded) PATH` or `NS/NAME error: CATEGORY: MESSAGE`.
+//!
+//! Exit codes: 0 all located, 1 at least one failed, 2 the files could not be read (or bad
+//! arguments, or the cache directory is unusable).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use chart_source::LocatedChart;
+use chart_source::cache::{CacheConfig, ChartCache};
+use chart_source::registry::{SourceContext, SourceRegistry};
+use componentkit::crd::Component;
+use serde_json::json;
+
+use crate::config::HelmConfig;
+use crate::credentials::{CredentialResolver, FileSecretStore};
+use crate::error::{Error, category_label};
+use crate::manifests::{DEFAULT_NAMESPACE, Manifests};
+
+/// Exit code when every chart was located.
+pub const EXIT_OK: u8 = 0;
+/// Exit code when at least one Component failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code when the files or the cache could not be used.
+pub const EXIT_UNUSABLE: u8 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One human-readable line per Component.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 #[derive(Debug, clap::Args)]
-pub struct PullArgs {}
+pub struct PullArgs {
+    /// Kubernetes YAML file with Components and Secrets (multi-document); repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// The chart cache directory [default: $XDG_CACHE_HOME/helm-handler or ~/.cache/helm-handler].
+    #[arg(long, env = "HELM_HANDLER_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Upper bound of the cache's size, in bytes (least recently used charts are removed).
+    #[arg(long, value_name = "BYTES", default_value_t = CacheConfig::DEFAULT_MAX_BYTES)]
+    pub cache_max_bytes: u64,
+    /// The system namespace, searched for Secrets after the Component's namespace.
+    #[arg(
+        long,
+        env = "HELM_HANDLER_SYSTEM_NAMESPACE",
+        default_value = "deployment-system"
+    )]
+    pub system_namespace: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
 
-pub fn main(_args: PullArgs) -> ExitCode {
-    eprintln!("helm-handler pull: not implemented yet");
-    ExitCode::from(2)
+/// The default cache directory: `$XDG_CACHE_HOME/helm-handler`, else `~/.cache/helm-handler`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("helm-handler");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".cache").join("helm-handler"),
+        None => std::env::temp_dir().join("helm-handler-cache"),
+    }
+}
+
+/// The result for one Component.
+#[derive(Debug)]
+pub struct PullResult {
+    pub component: String,
+    pub source: Option<String>,
+    pub result: Result<LocatedChart, Error>,
+}
+
+impl PullResult {
+    pub fn json(&self) -> serde_json::Value {
+        match &self.result {
+            Ok(chart) => json!({
+                "component": self.component,
+                "source": self.source,
+                "chart": chart.name,
+                "version": chart.version,
+                "digest": chart.digest.to_string(),
+                "path": chart.path,
+                "cacheHit": chart.cache_hit,
+            }),
+            Err(e) => {
+                let category = category_label(e.category());
+                json!({
+                    "component": self.component,
+                    "error": { "category": category, "message": message_of(e, category) },
+                })
+            }
+        }
+    }
+
+    pub fn text(&self) -> String {
+        match &self.result {
+            Ok(chart) => format!(
+                "{} {} {} {} ({}) {}",
+                self.component,
+                chart.name,
+                chart.version,
+                chart.digest,
+                if chart.cache_hit {
+                    "cached"
+                } else {
+                    "downloaded"
+                },
+                chart.path.display()
+            ),
+            Err(e) => {
+                let category = category_label(e.category());
+                format!(
+                    "{} error: {category}: {}",
+                    self.component,
+                    message_of(e, category)
+                )
+            }
+        }
+    }
+}
+
+/// The message without the `category: ` prefix the error's Display starts with.
+fn message_of(e: &Error, category: &str) -> String {
+    let text = e.to_string();
+    match text
+        .strip_prefix(category)
+        .and_then(|t| t.strip_prefix(": "))
+    {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
+}
+
+pub fn main(args: PullArgs) -> ExitCode {
+    let manifests = match Manifests::load(&args.files) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_UNUSABLE);
+        }
+    };
+    let cache_dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    let cache = match ChartCache::open(CacheConfig {
+        dir: cache_dir,
+        max_bytes: args.cache_max_bytes,
+    }) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("error: chart cache: {e}");
+            return ExitCode::from(EXIT_UNUSABLE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: internal: starting the runtime: {e}");
+            return ExitCode::from(EXIT_UNUSABLE);
+        }
+    };
+    let sources = SourceRegistry::new(SourceContext::new(cache));
+    let resolver = CredentialResolver::new(args.system_namespace.clone());
+    let components: Vec<&Component> = manifests.helm_components().map(|(c, _)| c).collect();
+    if components.is_empty() {
+        eprintln!("no helm Components found in the files");
+    }
+    let results = runtime.block_on(futures::future::join_all(
+        components
+            .iter()
+            .map(|c| pull_component(&sources, &resolver, &manifests.secrets, c)),
+    ));
+    let mut failed = 0usize;
+    for r in &results {
+        failed += usize::from(r.result.is_err());
+        match args.output {
+            OutputFormat::Json => println!("{}", r.json()),
+            OutputFormat::Text => println!("{}", r.text()),
+        }
+    }
+    if failed > 0 {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::from(EXIT_OK)
+    }
+}
+
+/// Locates the chart of one helm Component.
+pub async fn pull_component(
+    sources: &SourceRegistry,
+    resolver: &CredentialResolver,
+    secrets: &FileSecretStore,
+    component: &Component,
+) -> PullResult {
+    let namespace = component
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(DEFAULT_NAMESPACE);
+    let name = component.metadata.name.as_deref().unwrap_or_default();
+    let key = format!("{namespace}/{name}");
+    let config = match &component.spec.config {
+        Some(config) => HelmConfig::parse(config, namespace),
+        None => Err(Error::config(
+            "spec.config",
+            "missing: a helm Component needs `releaseName` and `source`",
+        )),
+    };
+    let spec = match config {
+        Ok(c) => c.source,
+        Err(e) => {
+            return PullResult {
+                component: key,
+                source: None,
+                result: Err(e),
+            };
+        }
+    };
+    let source = Some(spec.describe());
+    let result = async {
+        let auth = resolver.resolve(secrets, namespace, &spec).await?;
+        let chart_source = sources.build(&spec, auth)?;
+        Ok(chart_source.locate().await?)
+    }
+    .await;
+    PullResult {
+        component: key,
+        source,
+        result,
+    }
 }
