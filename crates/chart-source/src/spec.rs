@@ -631,7 +631,7 @@ fn closest<'e>(key: &str, expected: &[&'e str]) -> Option<&'e str> {
     expected
         .iter()
         .map(|e| (edit_distance(&key_lower, &e.to_ascii_lowercase()), *e))
-        .filter(|(d, e)| *d <= 1.max(e.len() / 3))
+        .filter(|(d, e)| *d <= 2.max(e.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, e)| e)
 }

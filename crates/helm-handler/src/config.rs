@@ -220,7 +220,7 @@ fn closest<'e>(key: &str, known: impl Iterator<Item = &'e &'e str>) -> Option<&'
     let key = key.to_ascii_lowercase();
     known
         .map(|k| (edit_distance(&key, &k.to_ascii_lowercase()), *k))
-        .filter(|(d, k)| *d <= 1.max(k.len() / 3))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }
