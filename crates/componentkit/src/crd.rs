@@ -162,7 +162,7 @@ pub struct ComponentStatus {
     pub last_retry: Option<String>,
     /// Consecutive failed attempts in the current phase (backoff exponent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempts: Option<u32>,
+    pub attempts: Option<i32>,
     /// No handler call before this time (backoff after an error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_retry_at: Option<Time>,

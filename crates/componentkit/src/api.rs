@@ -1,0 +1,80 @@
+//! The few API operations the engine needs, as a trait with two implementations:
+//! [`crate::kube_api::KubeComponentApi`] (a real API server) and
+//! [`crate::memory::InMemoryApi`] (tests, with API-server semantics).
+
+use async_trait::async_trait;
+
+use crate::crd::Component;
+use crate::handler::ErrorCategory;
+
+/// An API failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// Stale resourceVersion or already exists (HTTP 409).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The object does not exist (HTTP 404).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request was rejected as invalid or forbidden (HTTP 400/403/422).
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Anything else (network, 5xx).
+    #[error("API error: {0}")]
+    Other(String),
+}
+
+impl ApiError {
+    /// The error category.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            ApiError::Conflict(_) => ErrorCategory::Conflict,
+            ApiError::NotFound(_) => ErrorCategory::NotFound,
+            ApiError::Rejected(_) => ErrorCategory::Config,
+            ApiError::Other(_) => ErrorCategory::Network,
+        }
+    }
+}
+
+/// A Kubernetes Event about a Component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentEvent {
+    /// `Warning` when true, `Normal` otherwise.
+    pub warning: bool,
+    /// PascalCase reason (the new phase, `Deleted`, `RetryRequested`, …).
+    pub reason: String,
+    /// PascalCase action (`Claim`, `Apply`, `Delete`, …).
+    pub action: String,
+    /// Human-readable note.
+    pub note: String,
+}
+
+/// API operations on Components used by the engine.
+#[async_trait]
+pub trait ComponentApi: Send + Sync + 'static {
+    /// Reads a Component; `None` when it does not exist.
+    async fn get(&self, namespace: &str, name: &str) -> Result<Option<Component>, ApiError>;
+
+    /// Sets `metadata.finalizers`, guarded by `component`'s resourceVersion (stale → `Conflict`).
+    /// Returns the updated object, or `None` when removing the last finalizer deleted it.
+    async fn set_finalizers(
+        &self,
+        component: &Component,
+        finalizers: Vec<String>,
+    ) -> Result<Option<Component>, ApiError>;
+
+    /// Applies a JSON merge patch `{"status": …}` to the status subresource.
+    async fn patch_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: serde_json::Value,
+    ) -> Result<Component, ApiError>;
+
+    /// Publishes an Event about `component`.
+    async fn publish_event(
+        &self,
+        component: &Component,
+        event: &ComponentEvent,
+    ) -> Result<(), ApiError>;
+}

@@ -1,0 +1,585 @@
+//! The reconciler: executes the decisions of [`crate::decision`] through a
+//! [`ComponentApi`], calling the [`Handler`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{ApiError, ComponentApi, ComponentEvent};
+use crate::backoff::Backoff;
+use crate::clock::{self, Clock};
+use crate::crd::{Component, ComponentStatus, Phase};
+use crate::decision::{self, Action, Event, Facts, Next, Operation, OutcomeClass};
+use crate::handler::{ErrorCategory, Handler, HandlerContext, HandlerOutcome, Outcome};
+use crate::mergepatch;
+use crate::names;
+use crate::status;
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Identity of this instance (`status.claimedBy`), e.g. the pod name.
+    pub identity: String,
+    /// Backoff for transient errors.
+    pub backoff: Backoff,
+    /// Delay before retrying a `Failed` Component whose error is retried slowly (auth, not
+    /// found); a change of a watched related object retries at once.
+    pub slow_retry: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            identity: "componentkit".to_string(),
+            backoff: Backoff::default(),
+            slow_retry: Duration::from_secs(300),
+        }
+    }
+}
+
+/// An engine failure (API errors only: handler failures are outcomes, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("cannot encode status: {0}")]
+    Encode(String),
+}
+
+impl EngineError {
+    /// The error category (conflicts are transient and retried quickly).
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            EngineError::Api(e) => e.category(),
+            EngineError::Encode(_) => ErrorCategory::Internal,
+        }
+    }
+}
+
+/// Result of one reconcile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reconciled {
+    /// The last action taken.
+    pub action: Action,
+    /// The event that led to it.
+    pub event: Option<Event>,
+    /// When to reconcile again (absent: on the next change).
+    pub requeue_after: Option<Duration>,
+}
+
+/// Outcome of one step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Another step should follow at once (after claiming, …).
+    Continue(Action, Event),
+    /// Done for now.
+    Stop(Reconciled),
+}
+
+const MAX_STEPS: usize = 4;
+
+/// The protocol engine for one handler.
+pub struct Engine<H: Handler> {
+    handler: Arc<H>,
+    api: Arc<dyn ComponentApi>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    finalizer: String,
+}
+
+impl<H: Handler> Engine<H> {
+    pub fn new(
+        handler: Arc<H>,
+        api: Arc<dyn ComponentApi>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Self {
+        let finalizer = names::lifecycle_finalizer(handler.name());
+        Self {
+            handler,
+            api,
+            clock,
+            config,
+            finalizer,
+        }
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &Arc<H> {
+        &self.handler
+    }
+
+    /// Reconciles one Component: reads it fresh and runs steps until one stops.
+    /// `poked`: a watched related object changed (skips backoff, triggers slow retries).
+    pub async fn reconcile(
+        &self,
+        namespace: &str,
+        name: &str,
+        poked: bool,
+    ) -> Result<Reconciled, EngineError> {
+        let mut last = Reconciled {
+            action: Action::Nothing,
+            event: None,
+            requeue_after: None,
+        };
+        for _ in 0..MAX_STEPS {
+            let Some(c) = self.api.get(namespace, name).await? else {
+                return Ok(last);
+            };
+            match self.step(c, poked).await? {
+                Step::Continue(action, event) => {
+                    last = Reconciled {
+                        action,
+                        event: Some(event),
+                        requeue_after: Some(Duration::ZERO),
+                    };
+                }
+                Step::Stop(r) => return Ok(r),
+            }
+        }
+        Ok(last)
+    }
+
+    /// One decision + execution on the given snapshot (which may be stale: guarded writes
+    /// then fail with a conflict).
+    pub async fn step(&self, c: Component, poked: bool) -> Result<Step, EngineError> {
+        let now = self.clock.now();
+        let f = decision::facts(&c, self.handler.name(), now, poked);
+        let event = decision::classify(&f);
+        let action = decision::decide(f.phase, event);
+        tracing::debug!(
+            namespace = c.metadata.namespace.as_deref().unwrap_or(""),
+            name = c.metadata.name.as_deref().unwrap_or(""),
+            phase = %f.phase,
+            ?event,
+            ?action,
+            "reconcile step"
+        );
+        let stop = |requeue_after| {
+            Ok(Step::Stop(Reconciled {
+                action,
+                event: Some(event),
+                requeue_after,
+            }))
+        };
+        let old = c.status.clone().unwrap_or_default();
+        match action {
+            Action::Ignore | Action::Nothing => stop(None),
+            Action::Wait => {
+                let until = old
+                    .next_retry_at
+                    .as_ref()
+                    .map(|t| clock::until(now, t.0))
+                    .unwrap_or(Duration::ZERO);
+                stop(Some(self.cap_by_deadline(&c, &old, now, until)))
+            }
+            Action::Claim => {
+                let mut fins = c.metadata.finalizers.clone().unwrap_or_default();
+                fins.push(self.finalizer.clone());
+                let Some(updated) = self.api.set_finalizers(&c, fins).await? else {
+                    return stop(None);
+                };
+                let mut st = updated.status.clone().unwrap_or_default();
+                self.mark_claimed(&mut st, now);
+                self.write(&updated, st, now, None, action).await?;
+                Ok(Step::Continue(action, event))
+            }
+            Action::MarkClaimed => {
+                let mut st = old.clone();
+                self.mark_claimed(&mut st, now);
+                self.write(&c, st, now, None, action).await?;
+                Ok(Step::Continue(action, event))
+            }
+            Action::AcknowledgeRetry => {
+                self.publish(
+                    &c,
+                    false,
+                    names::reason::RETRY_REQUESTED,
+                    action,
+                    format!(
+                        "retry annotation noted; nothing to retry in phase {}",
+                        f.phase
+                    ),
+                )
+                .await;
+                self.write(&c, old.clone(), now, None, action).await?;
+                Ok(Step::Continue(action, event))
+            }
+            Action::WaitForCoordination => {
+                let mut st = old.clone();
+                st.message = Some(format!(
+                    "deletion requested; waiting for finalizer {} to be removed",
+                    names::COORDINATION_FINALIZER
+                ));
+                self.write(
+                    &c,
+                    st,
+                    now,
+                    Some(names::reason::WAITING_FOR_COORDINATION),
+                    action,
+                )
+                .await?;
+                stop(None)
+            }
+            Action::FailTimeout => {
+                let mut st = old.clone();
+                let (field, value, phase) = if f.phase == Phase::Terminating {
+                    (
+                        "terminationTimeout",
+                        c.spec.termination_timeout.clone(),
+                        Phase::TerminationFailed,
+                    )
+                } else {
+                    (
+                        "deploymentTimeout",
+                        c.spec.deployment_timeout.clone(),
+                        Phase::Failed,
+                    )
+                };
+                let shown = value.unwrap_or_else(|| "10m (default)".to_string());
+                let last = old.message.clone().unwrap_or_default();
+                st.message = Some(format!(
+                    "{field} {shown} exceeded in phase {}; last state: {last}",
+                    f.phase
+                ));
+                st.failure_category = Some(ErrorCategory::Timeout);
+                st.attempts = None;
+                st.next_retry_at = None;
+                status::set_phase(&mut st, phase, now, false);
+                self.write(&c, st, now, None, action).await?;
+                stop(None)
+            }
+            Action::Apply { fresh } => {
+                self.run_op(c, &f, event, action, Operation::Apply, fresh)
+                    .await
+            }
+            Action::CheckApplied => {
+                self.run_op(c, &f, event, action, Operation::CheckApplied, false)
+                    .await
+            }
+            Action::Delete { fresh } => {
+                self.run_op(c, &f, event, action, Operation::Delete, fresh)
+                    .await
+            }
+            Action::CheckDeleted => {
+                self.run_op(c, &f, event, action, Operation::CheckDeleted, false)
+                    .await
+            }
+        }
+    }
+
+    fn mark_claimed(&self, st: &mut ComponentStatus, now: Timestamp) {
+        status::set_phase(st, Phase::Claimed, now, true);
+        st.claimed_by = Some(self.config.identity.clone());
+        st.claimed_at = Some(Time(now));
+        st.message = Some(format!("claimed by {}", self.config.identity));
+        st.attempts = None;
+        st.next_retry_at = None;
+        st.failure_category = None;
+        st.deletion_started = None;
+    }
+
+    async fn run_op(
+        &self,
+        c: Component,
+        f: &Facts,
+        event: Event,
+        action: Action,
+        op: Operation,
+        fresh: bool,
+    ) -> Result<Step, EngineError> {
+        let now = self.clock.now();
+        let generation = c.metadata.generation.unwrap_or(0);
+        let mut st = c.status.clone().unwrap_or_default();
+        let deleting = matches!(op, Operation::Delete | Operation::CheckDeleted);
+        if fresh {
+            st.attempts = None;
+            st.next_retry_at = None;
+            st.failure_category = None;
+            if op == Operation::Delete {
+                st.deletion_started = None;
+            }
+        }
+        if op == Operation::Apply {
+            st.observed_generation = Some(generation);
+        }
+        if event == Event::RetryRequested {
+            self.publish(
+                &c,
+                false,
+                names::reason::RETRY_REQUESTED,
+                action,
+                format!("retrying ({})", op.as_str()),
+            )
+            .await;
+        } else if event == Event::SpecChanged && f.phase != Phase::Claimed {
+            self.publish(
+                &c,
+                false,
+                names::reason::SPEC_CHANGED,
+                action,
+                format!("applying generation {generation}"),
+            )
+            .await;
+        }
+
+        let out = match self.validate_timeouts(&c, op) {
+            Some(failed) => failed,
+            None => {
+                let cx = HandlerContext::new(Arc::new(c.clone()));
+                match op {
+                    Operation::Apply => self.handler.apply(&cx).await,
+                    Operation::CheckApplied => self.handler.check_applied(&cx).await,
+                    Operation::Delete => self.handler.delete(&cx).await,
+                    Operation::CheckDeleted => self.handler.check_deleted(&cx).await,
+                }
+            }
+        };
+        if let Some(hs) = out.handler_status {
+            st.handler_status = if hs.is_null() { None } else { Some(hs) };
+        }
+        let next = decision::after(op, OutcomeClass::of(&out.outcome));
+        let (category, message) = match &out.outcome {
+            Outcome::Done => (None, String::new()),
+            Outcome::InProgress { message, .. } => (None, message.clone()),
+            Outcome::Failed { category, message } => (Some(*category), message.clone()),
+        };
+        let working_phase = if deleting {
+            Phase::Terminating
+        } else {
+            Phase::Deploying
+        };
+        let mut requeue = None;
+        match next {
+            Next::Ready => {
+                status::set_phase(&mut st, Phase::Ready, now, fresh);
+                st.applied_generation = Some(generation);
+                st.message = Some(format!("generation {generation} is deployed and ready"));
+                st.attempts = None;
+                st.next_retry_at = None;
+                st.failure_category = None;
+            }
+            Next::Deploying | Next::Terminating => {
+                status::set_phase(&mut st, working_phase, now, fresh);
+                if op == Operation::Apply {
+                    st.applied_generation = Some(generation);
+                }
+                if op == Operation::Delete {
+                    st.deletion_started = Some(true);
+                }
+                st.message = Some(message);
+                st.attempts = None;
+                st.next_retry_at = None;
+                st.failure_category = None;
+                let hint = match &out.outcome {
+                    Outcome::InProgress { requeue_after, .. } => *requeue_after,
+                    _ => Duration::from_secs(5),
+                };
+                requeue = Some(hint);
+            }
+            Next::Backoff => {
+                status::set_phase(&mut st, working_phase, now, fresh);
+                let attempts = st.attempts.unwrap_or(0).saturating_add(1);
+                let delay = self.config.backoff.delay(attempts.max(1) as u32);
+                st.attempts = Some(attempts);
+                st.next_retry_at = Some(Time(clock::plus(now, delay)));
+                st.failure_category = category;
+                st.message = Some(format!(
+                    "{} failed ({}; attempt {attempts}), retrying in {}: {message}",
+                    op.as_str(),
+                    category.map(|c| c.as_str()).unwrap_or("error"),
+                    humantime::format_duration(round_secs(delay))
+                ));
+                requeue = Some(delay);
+            }
+            Next::Failed | Next::FailedSlow | Next::TerminationFailed => {
+                let phase = if next == Next::TerminationFailed {
+                    Phase::TerminationFailed
+                } else {
+                    Phase::Failed
+                };
+                status::set_phase(&mut st, phase, now, false);
+                st.attempts = None;
+                st.failure_category = category;
+                if next == Next::FailedSlow {
+                    let delay = self.config.slow_retry;
+                    st.next_retry_at = Some(Time(clock::plus(now, delay)));
+                    st.message = Some(format!(
+                        "{message} (retrying in {}, or when a referenced object changes)",
+                        humantime::format_duration(round_secs(delay))
+                    ));
+                    requeue = Some(delay);
+                } else {
+                    st.next_retry_at = None;
+                    st.message = Some(message);
+                }
+            }
+            Next::Release => {
+                self.publish(
+                    &c,
+                    false,
+                    names::reason::DELETED,
+                    action,
+                    "cleanup complete; lifecycle finalizer removed".to_string(),
+                )
+                .await;
+                let fins: Vec<String> = c
+                    .metadata
+                    .finalizers
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|x| *x != self.finalizer)
+                    .collect();
+                self.api.set_finalizers(&c, fins).await?;
+                return Ok(Step::Stop(Reconciled {
+                    action,
+                    event: Some(event),
+                    requeue_after: None,
+                }));
+            }
+        }
+        let after_write = self.write(&c, st.clone(), now, None, action).await?;
+        let requeue = requeue.map(|d| self.cap_by_deadline(&after_write, &st, now, d));
+        Ok(Step::Stop(Reconciled {
+            action,
+            event: Some(event),
+            requeue_after: requeue,
+        }))
+    }
+
+    /// An invalid timeout fails the Component with a config error naming the field.
+    fn validate_timeouts(&self, c: &Component, op: Operation) -> Option<HandlerOutcome> {
+        if op != Operation::Apply {
+            return None;
+        }
+        let err = c
+            .spec
+            .deployment_timeout()
+            .and_then(|_| c.spec.termination_timeout())
+            .err()?;
+        Some(HandlerOutcome::failed(
+            ErrorCategory::Config,
+            err.to_string(),
+        ))
+    }
+
+    fn cap_by_deadline(
+        &self,
+        c: &Component,
+        st: &ComponentStatus,
+        now: Timestamp,
+        d: Duration,
+    ) -> Duration {
+        let mut probe = c.clone();
+        probe.status = Some(st.clone());
+        match decision::phase_deadline(&probe) {
+            Some(deadline) => d.min(clock::until(now, deadline)),
+            None => d,
+        }
+    }
+
+    /// Writes `new` as a merge patch against the status of `c` (only what changed), with
+    /// conditions recomputed; publishes an Event on a phase change.
+    async fn write(
+        &self,
+        c: &Component,
+        mut new: ComponentStatus,
+        now: Timestamp,
+        progress_reason: Option<&str>,
+        action: Action,
+    ) -> Result<Component, EngineError> {
+        let old = c.status.clone().unwrap_or_default();
+        if let Some(retry) = c
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(names::RETRY_ANNOTATION))
+        {
+            new.last_retry = Some(retry.clone());
+        }
+        status::update_conditions(
+            &mut new,
+            c.metadata.generation.unwrap_or(0),
+            now,
+            progress_reason,
+        );
+        let old_v = serde_json::to_value(&old).map_err(|e| EngineError::Encode(e.to_string()))?;
+        let new_v = serde_json::to_value(&new).map_err(|e| EngineError::Encode(e.to_string()))?;
+        let ns = c.metadata.namespace.as_deref().unwrap_or("");
+        let name = c.metadata.name.as_deref().unwrap_or("");
+        let Some(patch) = mergepatch::diff(&old_v, &new_v) else {
+            return Ok(c.clone());
+        };
+        let updated = self
+            .api
+            .patch_status(ns, name, serde_json::json!({ "status": patch }))
+            .await?;
+        let (old_phase, new_phase) = (old.phase.unwrap_or_default(), new.phase.unwrap_or_default());
+        if old_phase != new_phase {
+            self.publish(
+                &updated,
+                matches!(new_phase, Phase::Failed | Phase::TerminationFailed),
+                new_phase.as_str(),
+                action,
+                new.message.clone().unwrap_or_default(),
+            )
+            .await;
+        }
+        Ok(updated)
+    }
+
+    async fn publish(
+        &self,
+        c: &Component,
+        warning: bool,
+        reason: &str,
+        action: Action,
+        note: String,
+    ) {
+        let ev = ComponentEvent {
+            warning,
+            reason: reason.to_string(),
+            action: action_name(action).to_string(),
+            note: truncate(note, 1000),
+        };
+        if let Err(e) = self.api.publish_event(c, &ev).await {
+            tracing::warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+}
+
+fn round_secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs().max(1))
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// PascalCase name of an action (Event `action`).
+pub fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Ignore => "Ignore",
+        Action::Claim => "Claim",
+        Action::MarkClaimed => "Claim",
+        Action::AcknowledgeRetry => "Retry",
+        Action::Apply { .. } => "Apply",
+        Action::CheckApplied => "CheckApplied",
+        Action::WaitForCoordination => "WaitForCoordination",
+        Action::Delete { .. } => "Delete",
+        Action::CheckDeleted => "CheckDeleted",
+        Action::FailTimeout => "Timeout",
+        Action::Wait => "Wait",
+        Action::Nothing => "Nothing",
+    }
+}

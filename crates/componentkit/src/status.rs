@@ -1,0 +1,90 @@
+//! Status bookkeeping: conditions derived from the phase, phase transitions.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::{ComponentStatus, Condition, Phase};
+use crate::names::{condition, reason};
+
+/// Sets the phase; `phaseStartedAt` restarts when the phase changes or `restart_timer`.
+pub fn set_phase(st: &mut ComponentStatus, phase: Phase, now: Timestamp, restart_timer: bool) {
+    if st.phase != Some(phase) || restart_timer || st.phase_started_at.is_none() {
+        st.phase_started_at = Some(Time(now));
+    }
+    st.phase = Some(phase);
+}
+
+fn cond(type_: &str, ok: bool, reason: &str) -> (String, &'static str, String) {
+    (
+        type_.to_string(),
+        if ok {
+            condition::TRUE
+        } else {
+            condition::FALSE
+        },
+        reason.to_string(),
+    )
+}
+
+/// Recomputes `Ready`, `Progressing`, `Degraded` from the status; `lastTransitionTime` only
+/// moves when a condition's status changes. `progress_reason` overrides the Progressing reason
+/// (e.g. `WaitingForCoordination`).
+pub fn update_conditions(
+    st: &mut ComponentStatus,
+    generation: i64,
+    now: Timestamp,
+    progress_reason: Option<&str>,
+) {
+    let phase = st.phase.unwrap_or_default();
+    let category = st.failure_category.map(|c| c.as_str());
+    let failed = matches!(phase, Phase::Failed | Phase::TerminationFailed);
+    let retrying = st.attempts.unwrap_or(0) > 0;
+    let progressing = matches!(
+        phase,
+        Phase::Claimed | Phase::Deploying | Phase::Terminating
+    );
+    let ready_reason = if failed {
+        category.unwrap_or(phase.as_str())
+    } else {
+        phase.as_str()
+    };
+    let progress_reason = progress_reason.unwrap_or(if retrying && progressing {
+        reason::RETRYING
+    } else {
+        phase.as_str()
+    });
+    let degraded_reason = if failed || retrying {
+        category.unwrap_or(phase.as_str())
+    } else {
+        reason::AS_EXPECTED
+    };
+    let wanted = [
+        cond(condition::READY, phase == Phase::Ready, ready_reason),
+        cond(condition::PROGRESSING, progressing, progress_reason),
+        cond(condition::DEGRADED, failed || retrying, degraded_reason),
+    ];
+    let message = st.message.clone().unwrap_or_default();
+    let mut out = Vec::with_capacity(3);
+    for (type_, status, reason) in wanted {
+        let old = st.conditions.iter().find(|c| c.type_ == type_);
+        let last_transition_time = match old {
+            Some(o) if o.status == status => o.last_transition_time.clone(),
+            _ => Time(now),
+        };
+        out.push(Condition {
+            type_,
+            status: status.to_string(),
+            reason,
+            message: message.clone(),
+            last_transition_time,
+            observed_generation: Some(generation),
+        });
+    }
+    // Keep conditions other writers may have added.
+    for c in &st.conditions {
+        if !out.iter().any(|o| o.type_ == c.type_) {
+            out.push(c.clone());
+        }
+    }
+    st.conditions = out;
+}
