@@ -1,1 +1,606 @@
-//! `HelmHandler`: componentkit's `Handler` for Helm releases.
+//! `HelmHandler`: componentkit's [`Handler`] for Helm releases.
+//!
+//! `apply`: parse `spec.config` ([`HelmConfig`]) → resolve the Secrets it references
+//! ([`CredentialResolver`] over a [`SecretStore`]) → build the chart source
+//! ([`SourceRegistry`]) → `locate()` the chart into the cache → compare the desired state
+//! (chart digest, values hash, release name and namespace) with the persisted
+//! [`HandlerStatus`] → `helm upgrade --install` only when it changed (or the release is
+//! missing or not `deployed`). An existing release of the same name is taken over.
+//!
+//! `check_applied`: `helm status` + readiness of the release's objects → Done / InProgress /
+//! Failed. `delete`: `helm uninstall`. `check_deleted`: the release is gone, and the release
+//! namespace — when `manageNamespace` and the handler created it — is deleted once empty.
+//!
+//! The release engine, the readiness probe and namespace management are behind traits
+//! ([`ReleaseEngine`], [`ReadinessProbe`], [`Namespaces`]) so the protocol can be tested
+//! with fakes; production uses the helm CLI engine and kube-rs (see [`namespaces`] and [`readiness`]).
+
+pub mod namespaces;
+pub mod readiness;
+pub mod secret_index;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chart_source::registry::SourceRegistry;
+use componentkit::handler::{ErrorCategory, Handler, HandlerContext, HandlerOutcome, Outcome};
+use serde_json::{Map, Value};
+
+use crate::config::HelmConfig;
+use crate::credentials::{CredentialResolver, SecretStore};
+use crate::helm::{
+    HelmError, Release, ReleaseEngine, ReleaseStatus, UninstallOutcome, UpgradeOptions,
+};
+use crate::metrics::{Metrics, Operation, ReconcileResult, ReleaseOperation};
+
+pub use self::secret_index::{ObjectKey, SecretIndex};
+pub use self::status::{ChartStatus, DesiredState, HandlerStatus, values_hash};
+
+/// Requeue after an install/upgrade was started.
+pub const REQUEUE_AFTER_DEPLOY: Duration = Duration::from_secs(2);
+/// Requeue while the release's objects are progressing.
+pub const REQUEUE_PROGRESSING: Duration = Duration::from_secs(5);
+/// Requeue while some of the release's objects are failing.
+pub const REQUEUE_FAILING: Duration = Duration::from_secs(10);
+/// Requeue while a removal is under way.
+pub const REQUEUE_DELETING: Duration = Duration::from_secs(2);
+
+/// A categorized failure of one step of a handler operation; the message is secret-free.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub category: ErrorCategory,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(category: ErrorCategory, message: impl Into<String>) -> Self {
+        Self {
+            category,
+            message: message.into(),
+        }
+    }
+
+    /// Prefixes the message with context (`"locate chart: …"`).
+    pub fn context(mut self, what: &str) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+}
+
+impl From<crate::error::Error> for Failure {
+    fn from(e: crate::error::Error) -> Self {
+        Failure::new(e.category(), e.to_string())
+    }
+}
+
+impl From<HelmError> for Failure {
+    fn from(e: HelmError) -> Self {
+        Failure::new(e.category(), e.to_string())
+    }
+}
+
+impl From<chart_source::Error> for Failure {
+    fn from(e: chart_source::Error) -> Self {
+        crate::error::Error::from(e).into()
+    }
+}
+
+/// Readiness of a release's objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Not ready yet; the reason names the object (`Deployment apps/web: 1/2 replicas ready`).
+    Progressing(String),
+    /// Failed for good (Job failed, Deployment past its progress deadline, …).
+    Failed(String),
+}
+
+/// Observes the objects of a release manifest and judges their readiness.
+#[async_trait]
+pub trait ReadinessProbe: Send + Sync + 'static {
+    /// `manifest` is `helm get manifest` output; objects without a namespace live in
+    /// `namespace` (when namespaced).
+    async fn assess(&self, namespace: &str, manifest: &str) -> Result<Readiness, Failure>;
+}
+
+/// What is left in a namespace, as far as deleting it is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceContents {
+    /// The namespace does not exist (or is already terminating).
+    Gone,
+    /// Only default objects (`kube-root-ca.crt` ConfigMap, `default` ServiceAccount, Events).
+    Empty,
+    /// Only objects on their way out (terminating, or owned by something being collected).
+    Draining(String),
+    /// Objects that belong to someone else: the namespace is kept.
+    InUse(String),
+}
+
+/// Namespace management for `manageNamespace`.
+#[async_trait]
+pub trait Namespaces: Send + Sync + 'static {
+    async fn exists(&self, name: &str) -> Result<bool, Failure>;
+    /// Creates the namespace; an already existing one is not an error.
+    async fn create(&self, name: &str) -> Result<(), Failure>;
+    async fn contents(&self, name: &str) -> Result<NamespaceContents, Failure>;
+    async fn delete(&self, name: &str) -> Result<(), Failure>;
+}
+
+/// Everything a [`HelmHandler`] is built from.
+pub struct HelmHandlerParts {
+    pub engine: Arc<dyn ReleaseEngine>,
+    pub readiness: Arc<dyn ReadinessProbe>,
+    pub namespaces: Arc<dyn Namespaces>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub resolver: CredentialResolver,
+    pub sources: Arc<SourceRegistry>,
+    pub metrics: Arc<Metrics>,
+    /// Component → referenced Secrets; shared with the Secret watch mapping.
+    pub secret_index: Arc<SecretIndex>,
+}
+
+/// componentkit's [`Handler`] for Helm releases (`spec.handler: helm`).
+pub struct HelmHandler {
+    engine: Arc<dyn ReleaseEngine>,
+    readiness: Arc<dyn ReadinessProbe>,
+    namespaces: Arc<dyn Namespaces>,
+    secrets: Arc<dyn SecretStore>,
+    resolver: CredentialResolver,
+    sources: Arc<SourceRegistry>,
+    metrics: Arc<Metrics>,
+    secret_index: Arc<SecretIndex>,
+}
+
+impl std::fmt::Debug for HelmHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HelmHandler").finish_non_exhaustive()
+    }
+}
+
+type Step<T> = Result<T, Failure>;
+
+/// The release a Component addresses: from the persisted status, else from the config.
+struct Target {
+    name: String,
+    namespace: String,
+    /// Delete the namespace on uninstall when empty (`manageNamespace` + created by us).
+    delete_namespace: bool,
+}
+
+impl HelmHandler {
+    pub fn new(parts: HelmHandlerParts) -> Self {
+        Self {
+            engine: parts.engine,
+            readiness: parts.readiness,
+            namespaces: parts.namespaces,
+            secrets: parts.secrets,
+            resolver: parts.resolver,
+            sources: parts.sources,
+            metrics: parts.metrics,
+            secret_index: parts.secret_index,
+        }
+    }
+
+    /// The index of Secrets referenced by Components (for the Secret watch).
+    pub fn secret_index(&self) -> Arc<SecretIndex> {
+        self.secret_index.clone()
+    }
+
+    fn parse_config(&self, cx: &HandlerContext) -> Step<HelmConfig> {
+        let empty = Value::Object(Map::new());
+        let raw = cx.config().unwrap_or(&empty);
+        let config = HelmConfig::parse(raw, cx.namespace())?;
+        self.secret_index.set(
+            ObjectKey::new(cx.namespace(), cx.name()),
+            self.resolver
+                .referenced_secrets(cx.namespace(), &config.source),
+        );
+        Ok(config)
+    }
+
+    /// The release to act on: what was deployed (status) wins over what is configured.
+    fn target(&self, cx: &HandlerContext) -> Option<Target> {
+        let config = self.parse_config(cx).ok();
+        let status = HandlerStatus::from_value(cx.handler_status.as_ref());
+        match (status, config) {
+            (Some(s), config) => Some(Target {
+                delete_namespace: s.namespace_created
+                    && config.as_ref().is_none_or(|c| c.manage_namespace),
+                name: s.release_name,
+                namespace: s.release_namespace,
+            }),
+            (None, Some(c)) => Some(Target {
+                name: c.release_name.to_string(),
+                namespace: c.release_namespace.clone(),
+                delete_namespace: false,
+            }),
+            (None, None) => None,
+        }
+    }
+
+    async fn locate(
+        &self,
+        cx: &HandlerContext,
+        config: &HelmConfig,
+    ) -> Step<chart_source::LocatedChart> {
+        let auth = self
+            .resolver
+            .resolve(self.secrets.as_ref(), cx.namespace(), &config.source)
+            .await
+            .map_err(|e| Failure::from(e).context("credentials"))?;
+        let source_type = config.source.type_name();
+        let source = self
+            .sources
+            .build(&config.source, auth)
+            .map_err(|e| Failure::from(e).context("chart source"))?;
+        match source.locate().await {
+            Ok(located) => {
+                let bytes = if located.cache_hit {
+                    0
+                } else {
+                    tokio::fs::metadata(&located.path)
+                        .await
+                        .map(|m| m.len())
+                        .unwrap_or(0)
+                };
+                self.metrics
+                    .observe_pull(source_type, located.cache_hit, bytes);
+                tracing::debug!(
+                    chart = %located.name, version = %located.version, digest = %located.digest,
+                    cache_hit = located.cache_hit, source = %source.describe(), "chart located"
+                );
+                Ok(located)
+            }
+            Err(e) => {
+                self.metrics.observe_pull_error(source_type);
+                Err(Failure::from(e).context(&format!("chart {}", source.describe())))
+            }
+        }
+    }
+
+    async fn apply_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
+        let config = self.parse_config(cx)?;
+        let located = self.locate(cx, &config).await?;
+        let release_name = config.release_name.to_string();
+        let namespace = config.release_namespace.clone();
+        let hash = values_hash(&config.values);
+        let digest = located.digest.to_string();
+        let desired = DesiredState {
+            release_name: &release_name,
+            release_namespace: &namespace,
+            chart_digest: &digest,
+            values_hash: &hash,
+        };
+        let previous = HandlerStatus::from_value(cx.handler_status.as_ref());
+
+        // A renamed or moved release: remove the old one first.
+        if let Some(prev) = &previous
+            && (prev.release_name != release_name || prev.release_namespace != namespace)
+        {
+            tracing::info!(
+                old = %format!("{}/{}", prev.release_namespace, prev.release_name),
+                new = %format!("{namespace}/{release_name}"),
+                "release identity changed; uninstalling the old release"
+            );
+            let removed = self
+                .engine
+                .uninstall(&Release::new(&prev.release_name, &prev.release_namespace))
+                .await;
+            self.metrics
+                .observe_release(ReleaseOperation::uninstall, removed.is_ok());
+            removed.map_err(|e| Failure::from(e).context("uninstall of the previous release"))?;
+        }
+
+        let release = Release::new(&release_name, &namespace);
+        let current = self.engine.status(&release).await?;
+        if let (Some(prev), Some(cur)) = (&previous, &current)
+            && prev.same_desired_state(&desired)
+            && cur.status == ReleaseStatus::Deployed
+        {
+            tracing::debug!(release = %release_name, revision = cur.revision, "desired state unchanged; no upgrade");
+            return self.observe_release(&release).await;
+        }
+        if let Some(cur) = &current
+            && cur.status.is_pending()
+        {
+            return Err(Failure::new(
+                ErrorCategory::Conflict,
+                format!(
+                    "release {namespace}/{release_name} has an operation in progress ({}); retrying",
+                    cur.status
+                ),
+            ));
+        }
+
+        let same_ns_prev = previous
+            .as_ref()
+            .filter(|p| p.release_namespace == namespace);
+        let mut namespace_created = same_ns_prev.is_some_and(|p| p.namespace_created);
+        if config.manage_namespace && !self.namespaces.exists(&namespace).await? {
+            self.namespaces
+                .create(&namespace)
+                .await
+                .map_err(|f| f.context(&format!("create namespace {namespace}")))?;
+            namespace_created = true;
+            tracing::info!(namespace = %namespace, "namespace created");
+        }
+
+        let mut status = match same_ns_prev.filter(|p| p.release_name == release_name) {
+            Some(p) => p.clone(),
+            None => HandlerStatus {
+                release_name: release_name.clone(),
+                release_namespace: namespace.clone(),
+                ..HandlerStatus::default()
+            },
+        };
+        status.namespace_created = namespace_created;
+
+        let operation = if current.is_some() {
+            ReleaseOperation::upgrade
+        } else {
+            ReleaseOperation::install
+        };
+        let options = UpgradeOptions {
+            create_namespace: config.manage_namespace,
+            description: Some(format!(
+                "helm-handler: Component {}/{}",
+                cx.namespace(),
+                cx.name()
+            )),
+            ..UpgradeOptions::default()
+        };
+        let result = self
+            .engine
+            .upgrade_install(&release, &located.path, &config.values, &options)
+            .await;
+        self.metrics.observe_release(operation, result.is_ok());
+        let info = match result {
+            Ok(info) => info,
+            Err(f) => {
+                // Keep what is known (namespace created, the release identity) for delete.
+                let outcome = failed(&Failure::from(f));
+                return Ok(outcome.with_status(status.to_value()));
+            }
+        };
+        tracing::info!(
+            release = %release_name, namespace = %namespace, revision = info.revision,
+            chart = %located.name, version = %located.version,
+            "{}", if operation == ReleaseOperation::install { "release installed" } else { "release upgraded" }
+        );
+        status.revision = Some(info.revision);
+        status.chart = ChartStatus {
+            name: located.name.clone(),
+            version: located.version.clone(),
+            digest,
+        };
+        status.source = config.source.describe();
+        status.values_hash = hash;
+        status.last_deploy_time = Some(status::now_rfc3339());
+        Ok(HandlerOutcome::in_progress(
+            REQUEUE_AFTER_DEPLOY,
+            format!(
+                "release {namespace}/{release_name} revision {} ({} {}) deployed; waiting for its resources",
+                info.revision, located.name, located.version
+            ),
+        )
+        .with_status(status.to_value()))
+    }
+
+    /// `helm status` + readiness of the release's objects.
+    async fn observe_release(&self, release: &Release) -> Step<HandlerOutcome> {
+        let (name, namespace) = (&release.name, &release.namespace);
+        let Some(info) = self.engine.status(release).await? else {
+            return Err(Failure::new(
+                ErrorCategory::NotFound,
+                format!("release {namespace}/{name} not found (uninstalled outside helm-handler?)"),
+            ));
+        };
+        match &info.status {
+            ReleaseStatus::Deployed => {}
+            ReleaseStatus::Failed => {
+                return Err(Failure::new(
+                    ErrorCategory::Internal,
+                    format!(
+                        "release {namespace}/{name} revision {} failed: {}",
+                        info.revision, info.description
+                    ),
+                ));
+            }
+            other => {
+                return Ok(HandlerOutcome::in_progress(
+                    REQUEUE_PROGRESSING,
+                    format!(
+                        "release {namespace}/{name} revision {} is {}",
+                        info.revision, other
+                    ),
+                ));
+            }
+        }
+        let manifest = self.engine.get_manifest(release).await?;
+        match self.readiness.assess(namespace, &manifest).await? {
+            Readiness::Ready => Ok(HandlerOutcome::done()),
+            Readiness::Progressing(reason) => Ok(HandlerOutcome::in_progress(
+                REQUEUE_PROGRESSING,
+                format!(
+                    "release {namespace}/{name} revision {}: {reason}",
+                    info.revision
+                ),
+            )),
+            // Not final: a crash-looping Pod may recover (a dependency comes up). The
+            // deployment timeout turns a lasting failure into `Failed`, with this message.
+            Readiness::Failed(reason) => Ok(HandlerOutcome::in_progress(
+                REQUEUE_FAILING,
+                format!(
+                    "release {namespace}/{name} revision {} is failing: {reason}",
+                    info.revision
+                ),
+            )),
+        }
+    }
+
+    async fn check_applied_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
+        let Some(target) = self.target(cx) else {
+            // Neither a status nor a valid config: report the config error.
+            return Err(self.parse_config(cx).err().unwrap_or_else(|| {
+                Failure::new(ErrorCategory::Internal, "no release to observe")
+            }));
+        };
+        self.observe_release(&Release::new(&target.name, &target.namespace))
+            .await
+    }
+
+    async fn delete_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
+        let Some(target) = self.target(cx) else {
+            tracing::info!("no release recorded and no valid config: nothing to uninstall");
+            self.secret_index
+                .remove(&ObjectKey::new(cx.namespace(), cx.name()));
+            return Ok(HandlerOutcome::done());
+        };
+        let removed = self
+            .engine
+            .uninstall(&Release::new(&target.name, &target.namespace))
+            .await;
+        self.metrics
+            .observe_release(ReleaseOperation::uninstall, removed.is_ok());
+        if removed? == UninstallOutcome::Uninstalled {
+            tracing::info!(release = %target.name, namespace = %target.namespace, "release uninstalled");
+        }
+        self.check_deleted_target(cx, &target).await
+    }
+
+    async fn check_deleted_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
+        let Some(target) = self.target(cx) else {
+            self.secret_index
+                .remove(&ObjectKey::new(cx.namespace(), cx.name()));
+            return Ok(HandlerOutcome::done());
+        };
+        self.check_deleted_target(cx, &target).await
+    }
+
+    async fn check_deleted_target(
+        &self,
+        cx: &HandlerContext,
+        target: &Target,
+    ) -> Step<HandlerOutcome> {
+        let release = Release::new(&target.name, &target.namespace);
+        if let Some(info) = self.engine.status(&release).await? {
+            return Ok(HandlerOutcome::in_progress(
+                REQUEUE_DELETING,
+                format!(
+                    "release {}/{} is still present ({})",
+                    target.namespace, target.name, info.status
+                ),
+            ));
+        }
+        if target.delete_namespace {
+            match self.namespaces.contents(&target.namespace).await? {
+                NamespaceContents::Gone => {}
+                NamespaceContents::Empty => {
+                    self.namespaces
+                        .delete(&target.namespace)
+                        .await
+                        .map_err(|f| {
+                            f.context(&format!("delete namespace {}", target.namespace))
+                        })?;
+                    tracing::info!(namespace = %target.namespace, "namespace deleted");
+                }
+                NamespaceContents::Draining(what) => {
+                    return Ok(HandlerOutcome::in_progress(
+                        REQUEUE_DELETING,
+                        format!(
+                            "waiting for namespace {} to drain: {what}",
+                            target.namespace
+                        ),
+                    ));
+                }
+                NamespaceContents::InUse(what) => {
+                    tracing::info!(
+                        namespace = %target.namespace, remaining = %what,
+                        "namespace kept: it holds objects that are not the release's"
+                    );
+                }
+            }
+        }
+        self.secret_index
+            .remove(&ObjectKey::new(cx.namespace(), cx.name()));
+        Ok(HandlerOutcome::done())
+    }
+
+    fn record(&self, operation: Operation, outcome: &HandlerOutcome, started: Instant) {
+        let result = match &outcome.outcome {
+            Outcome::Done => ReconcileResult::done,
+            Outcome::InProgress { .. } => ReconcileResult::in_progress,
+            Outcome::Failed { category, .. } => {
+                self.metrics.observe_error(category.as_str());
+                if category.is_transient() {
+                    ReconcileResult::failed_transient
+                } else {
+                    ReconcileResult::failed_permanent
+                }
+            }
+        };
+        self.metrics
+            .observe_reconcile(operation, result, started.elapsed());
+        match &outcome.outcome {
+            Outcome::Failed { category, message } => {
+                tracing::warn!(operation = ?operation, category = %category, "{message}")
+            }
+            Outcome::InProgress { message, .. } => {
+                tracing::debug!(operation = ?operation, "{message}")
+            }
+            Outcome::Done => tracing::debug!(operation = ?operation, "done"),
+        }
+    }
+
+    async fn run(
+        &self,
+        operation: Operation,
+        cx: &HandlerContext,
+        inner: impl std::future::Future<Output = Step<HandlerOutcome>>,
+    ) -> HandlerOutcome {
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "reconcile",
+            component = %format!("{}/{}", cx.namespace(), cx.name()),
+            op = ?operation
+        );
+        let outcome = tracing::Instrument::instrument(inner, span.clone())
+            .await
+            .unwrap_or_else(|f| failed(&f));
+        let _entered = span.enter();
+        self.record(operation, &outcome, started);
+        outcome
+    }
+}
+
+fn failed(f: &Failure) -> HandlerOutcome {
+    HandlerOutcome::failed(f.category, f.message.clone())
+}
+
+#[async_trait]
+impl Handler for HelmHandler {
+    fn name(&self) -> &str {
+        componentkit::names::HELM_HANDLER
+    }
+
+    async fn apply(&self, cx: &HandlerContext) -> HandlerOutcome {
+        self.run(Operation::apply, cx, self.apply_inner(cx)).await
+    }
+
+    async fn check_applied(&self, cx: &HandlerContext) -> HandlerOutcome {
+        self.run(Operation::check_applied, cx, self.check_applied_inner(cx))
+            .await
+    }
+
+    async fn delete(&self, cx: &HandlerContext) -> HandlerOutcome {
+        self.run(Operation::delete, cx, self.delete_inner(cx)).await
+    }
+
+    async fn check_deleted(&self, cx: &HandlerContext) -> HandlerOutcome {
+        self.run(Operation::check_deleted, cx, self.check_deleted_inner(cx))
+            .await
+    }
+}

@@ -1,0 +1,415 @@
+//! Shared by the handler tests: a recording fake release engine (Kubernetes is the only
+//! fake), fake readiness and namespaces, and a harness that wires them into a real
+//! `HelmHandler` with the real chart cache, OCI source and credential resolver.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chart_source::cache::{CacheConfig, ChartCache};
+use chart_source::registry::{SourceContext, SourceRegistry};
+use componentkit::crd::{Component, ComponentSpec, ComponentStatus};
+use componentkit::handler::{Handler, HandlerContext, HandlerOutcome, Outcome};
+use helm_handler::credentials::{CredentialResolver, FileSecretStore};
+use helm_handler::handler::{
+    Failure, HelmHandler, HelmHandlerParts, NamespaceContents, Namespaces, Readiness,
+    ReadinessProbe, SecretIndex,
+};
+use helm_handler::helm::{
+    HelmError, Release, ReleaseEngine, ReleaseInfo, ReleaseStatus, UninstallOutcome, UpgradeOptions,
+};
+use helm_handler::metrics::Metrics;
+use serde_json::{Map, Value, json};
+
+pub const SYSTEM_NAMESPACE: &str = "deployment-system";
+
+/// A call the fake engine received.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    Status(String),
+    Manifest(String),
+    Upgrade {
+        release: String,
+        chart: String,
+        values: Value,
+        create_namespace: bool,
+    },
+    Uninstall(String),
+}
+
+#[derive(Default)]
+struct EngineState {
+    releases: BTreeMap<String, ReleaseInfo>,
+    calls: Vec<Call>,
+    fail_next: Option<HelmError>,
+}
+
+/// Records every call and keeps releases in memory, like helm's storage would.
+#[derive(Default)]
+pub struct FakeEngine {
+    state: Mutex<EngineState>,
+}
+
+fn info(release: &Release, revision: u64, status: ReleaseStatus) -> ReleaseInfo {
+    ReleaseInfo {
+        name: release.name.clone(),
+        namespace: release.namespace.clone(),
+        revision,
+        status,
+        description: "Install complete".into(),
+        first_deployed: None,
+        last_deployed: None,
+        chart: None,
+        notes: None,
+        manifest: String::new(),
+    }
+}
+
+impl FakeEngine {
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    pub fn upgrades(&self) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Upgrade { .. }))
+            .count()
+    }
+
+    pub fn uninstalls(&self) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Uninstall(_)))
+            .count()
+    }
+
+    pub fn has(&self, namespace: &str, name: &str) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .releases
+            .contains_key(&format!("{namespace}/{name}"))
+    }
+
+    /// A release that exists before the handler sees it (revision 1, deployed).
+    pub fn preinstall(&self, namespace: &str, name: &str) {
+        let r = Release::new(name, namespace);
+        self.state
+            .lock()
+            .unwrap()
+            .releases
+            .insert(r.to_string(), info(&r, 1, ReleaseStatus::Deployed));
+    }
+
+    /// Removes a release behind the handler's back.
+    pub fn remove(&self, namespace: &str, name: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .releases
+            .remove(&format!("{namespace}/{name}"));
+    }
+
+    pub fn set_status(&self, namespace: &str, name: &str, status: ReleaseStatus) {
+        if let Some(r) = self
+            .state
+            .lock()
+            .unwrap()
+            .releases
+            .get_mut(&format!("{namespace}/{name}"))
+        {
+            r.status = status;
+        }
+    }
+
+    pub fn fail_next_upgrade(&self, error: HelmError) {
+        self.state.lock().unwrap().fail_next = Some(error);
+    }
+}
+
+#[async_trait]
+impl ReleaseEngine for FakeEngine {
+    async fn upgrade_install(
+        &self,
+        release: &Release,
+        chart: &Path,
+        values: &Map<String, Value>,
+        options: &UpgradeOptions,
+    ) -> Result<ReleaseInfo, HelmError> {
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(Call::Upgrade {
+            release: release.to_string(),
+            chart: chart.display().to_string(),
+            values: Value::Object(values.clone()),
+            create_namespace: options.create_namespace,
+        });
+        assert!(
+            chart.is_file(),
+            "the chart handed to helm exists: {}",
+            chart.display()
+        );
+        if let Some(e) = s.fail_next.take() {
+            return Err(e);
+        }
+        let revision = s
+            .releases
+            .get(&release.to_string())
+            .map(|r| r.revision + 1)
+            .unwrap_or(1);
+        let new = info(release, revision, ReleaseStatus::Deployed);
+        s.releases.insert(release.to_string(), new.clone());
+        Ok(new)
+    }
+
+    async fn status(&self, release: &Release) -> Result<Option<ReleaseInfo>, HelmError> {
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(Call::Status(release.to_string()));
+        Ok(s.releases.get(&release.to_string()).cloned())
+    }
+
+    async fn get_manifest(&self, release: &Release) -> Result<String, HelmError> {
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(Call::Manifest(release.to_string()));
+        if !s.releases.contains_key(&release.to_string()) {
+            return Err(HelmError::ReleaseNotFound {
+                namespace: release.namespace.clone(),
+                name: release.name.clone(),
+            });
+        }
+        Ok(format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\n",
+            release.name
+        ))
+    }
+
+    async fn uninstall(&self, release: &Release) -> Result<UninstallOutcome, HelmError> {
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(Call::Uninstall(release.to_string()));
+        Ok(match s.releases.remove(&release.to_string()) {
+            Some(_) => UninstallOutcome::Uninstalled,
+            None => UninstallOutcome::AlreadyGone,
+        })
+    }
+
+    async fn template(
+        &self,
+        _release: &Release,
+        _chart: &Path,
+        _values: &Map<String, Value>,
+    ) -> Result<String, HelmError> {
+        Err(HelmError::Failed {
+            operation: "template",
+            exit: "1".into(),
+            message: "not used by the handler".into(),
+        })
+    }
+}
+
+/// Readiness set by the test (default: ready).
+pub struct FakeReadiness {
+    verdict: Mutex<Readiness>,
+}
+
+impl Default for FakeReadiness {
+    fn default() -> Self {
+        Self {
+            verdict: Mutex::new(Readiness::Ready),
+        }
+    }
+}
+
+impl FakeReadiness {
+    pub fn set(&self, verdict: Readiness) {
+        *self.verdict.lock().unwrap() = verdict;
+    }
+}
+
+#[async_trait]
+impl ReadinessProbe for FakeReadiness {
+    async fn assess(&self, _namespace: &str, manifest: &str) -> Result<Readiness, Failure> {
+        assert!(manifest.contains("kind:"), "a manifest is assessed");
+        Ok(self.verdict.lock().unwrap().clone())
+    }
+}
+
+/// Namespaces in memory; a namespace's contents default to empty.
+#[derive(Default)]
+pub struct FakeNamespaces {
+    existing: Mutex<BTreeSet<String>>,
+    contents: Mutex<HashMap<String, NamespaceContents>>,
+}
+
+impl FakeNamespaces {
+    pub fn add(&self, name: &str) {
+        self.existing.lock().unwrap().insert(name.to_string());
+    }
+
+    pub fn exists_now(&self, name: &str) -> bool {
+        self.existing.lock().unwrap().contains(name)
+    }
+
+    pub fn set_contents(&self, name: &str, contents: NamespaceContents) {
+        self.contents
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), contents);
+    }
+}
+
+#[async_trait]
+impl Namespaces for FakeNamespaces {
+    async fn exists(&self, name: &str) -> Result<bool, Failure> {
+        Ok(self.exists_now(name))
+    }
+
+    async fn create(&self, name: &str) -> Result<(), Failure> {
+        self.add(name);
+        Ok(())
+    }
+
+    async fn contents(&self, name: &str) -> Result<NamespaceContents, Failure> {
+        if !self.exists_now(name) {
+            return Ok(NamespaceContents::Gone);
+        }
+        Ok(self
+            .contents
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .unwrap_or(NamespaceContents::Empty))
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), Failure> {
+        self.existing.lock().unwrap().remove(name);
+        Ok(())
+    }
+}
+
+/// `spec.config` with an OCI source on a plain-HTTP test registry.
+pub fn oci_config(release: &str, chart: &str, values: Value) -> Value {
+    json!({
+        "releaseName": release,
+        "values": values,
+        "source": {"type": "oci", "chart": chart, "plainHTTP": true},
+    })
+}
+
+pub struct Harness {
+    pub handler: Arc<HelmHandler>,
+    pub engine: Arc<FakeEngine>,
+    pub readiness: Arc<FakeReadiness>,
+    pub namespaces: Arc<FakeNamespaces>,
+    pub metrics: Arc<Metrics>,
+    pub secret_index: Arc<SecretIndex>,
+    pub cache_dir: tempfile::TempDir,
+}
+
+pub fn source_registry(cache_dir: &Path) -> Arc<SourceRegistry> {
+    let cache = ChartCache::open(CacheConfig {
+        dir: cache_dir.to_path_buf(),
+        max_bytes: 256 << 20,
+    })
+    .unwrap();
+    Arc::new(SourceRegistry::new(SourceContext {
+        cache: Arc::new(cache),
+    }))
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with_secrets(|_| {})
+    }
+
+    pub fn with_secrets(fill: impl FnOnce(&mut FileSecretStore)) -> Self {
+        let mut store = FileSecretStore::new();
+        fill(&mut store);
+        let cache_dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(FakeEngine::default());
+        let readiness = Arc::new(FakeReadiness::default());
+        let namespaces = Arc::new(FakeNamespaces::default());
+        let metrics = Arc::new(Metrics::new());
+        let secret_index = Arc::new(SecretIndex::new());
+        // The Component namespace used by the tests exists.
+        namespaces.add("apps");
+        let handler = HelmHandler::new(HelmHandlerParts {
+            engine: engine.clone(),
+            readiness: readiness.clone(),
+            namespaces: namespaces.clone(),
+            secrets: Arc::new(store),
+            resolver: CredentialResolver::new(SYSTEM_NAMESPACE),
+            sources: source_registry(cache_dir.path()),
+            metrics: metrics.clone(),
+            secret_index: secret_index.clone(),
+        });
+        Self {
+            handler: Arc::new(handler),
+            engine,
+            readiness,
+            namespaces,
+            metrics,
+            secret_index,
+            cache_dir,
+        }
+    }
+
+    pub fn component(&self, namespace: &str, name: &str, config: Value) -> Component {
+        let mut c = Component::new(
+            name,
+            ComponentSpec {
+                handler: "helm".into(),
+                config: Some(config),
+                deployment_timeout: None,
+                termination_timeout: None,
+            },
+        );
+        c.metadata.namespace = Some(namespace.to_string());
+        c.metadata.generation = Some(1);
+        c.status = Some(ComponentStatus::default());
+        c
+    }
+
+    /// Runs one operation and persists the handler status the way the engine does.
+    async fn op(&self, c: &mut Component, which: Op) -> Outcome {
+        let cx = HandlerContext::new(Arc::new(c.clone()));
+        let out: HandlerOutcome = match which {
+            Op::Apply => self.handler.apply(&cx).await,
+            Op::CheckApplied => self.handler.check_applied(&cx).await,
+            Op::Delete => self.handler.delete(&cx).await,
+            Op::CheckDeleted => self.handler.check_deleted(&cx).await,
+        };
+        if let Some(v) = out.handler_status {
+            let status = c.status.get_or_insert_with(ComponentStatus::default);
+            status.handler_status = if v.is_null() { None } else { Some(v) };
+        }
+        out.outcome
+    }
+
+    pub async fn apply(&self, c: &mut Component) -> Outcome {
+        self.op(c, Op::Apply).await
+    }
+
+    pub async fn check_applied(&self, c: &mut Component) -> Outcome {
+        self.op(c, Op::CheckApplied).await
+    }
+
+    pub async fn delete(&self, c: &mut Component) -> Outcome {
+        self.op(c, Op::Delete).await
+    }
+
+    pub async fn check_deleted(&self, c: &mut Component) -> Outcome {
+        self.op(c, Op::CheckDeleted).await
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Apply,
+    CheckApplied,
+    Delete,
+    CheckDeleted,
+}
