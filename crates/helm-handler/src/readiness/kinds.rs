@@ -33,6 +33,15 @@ fn count(v: &Value, field: &str) -> i64 {
     int_at(v, &format!("/status/{field}")).unwrap_or(0)
 }
 
+/// No `status`, or an empty one: the controller has not looked at the object yet.
+fn no_status(v: &Value) -> bool {
+    match v.get("status") {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(m)) => m.is_empty(),
+        Some(_) => false,
+    }
+}
+
 /// `spec.replicas`, defaulting to 1 like the API server.
 fn spec_replicas(v: &Value) -> i64 {
     int_at(v, "/spec/replicas").unwrap_or(1)
@@ -117,7 +126,7 @@ fn deployment(v: &Value) -> State {
     {
         return State::Failed(format!("rollout failed: {}", describe(c)));
     }
-    if v.pointer("/status").is_none() {
+    if no_status(v) {
         return State::Progressing("no status yet".into());
     }
     let want = spec_replicas(v);
@@ -177,7 +186,7 @@ fn statefulset(v: &Value) -> State {
 }
 
 fn daemonset(v: &Value) -> State {
-    if v.pointer("/status").is_none() {
+    if no_status(v) {
         return State::Progressing("no status yet".into());
     }
     let desired = count(v, "desiredNumberScheduled");
