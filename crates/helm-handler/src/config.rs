@@ -103,7 +103,7 @@ impl HelmConfig {
     pub fn parse(config: &Value, component_namespace: &str) -> Result<HelmConfig, Error> {
         let Some(top) = config.as_object() else {
             return Err(Error::config(
-                "config",
+                "spec.config",
                 format!(
                     "expected an object with `releaseName` and `source`, found {}",
                     kind_of(config)

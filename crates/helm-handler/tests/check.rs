@@ -1,0 +1,464 @@
+//! `helm-handler check`, run as the real binary on YAML fixtures
+//! (`tests/fixtures/check/`) and on the repository's `examples/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const FIXTURE_SECRETS: &[&str] = &["s3cr3t-fixture-password", "s3cr3t-fixture-token", "hunter2"];
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/check")
+        .join(name)
+}
+
+fn check(args: &[&str], files: &[PathBuf]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_helm-handler"));
+    cmd.arg("check").args(args);
+    for f in files {
+        cmd.arg("-f").arg(f);
+    }
+    cmd.env_remove("HELM_HANDLER_SYSTEM_NAMESPACE");
+    let out = cmd.output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    for secret in FIXTURE_SECRETS {
+        assert!(
+            !run.stdout.contains(secret) && !run.stderr.contains(secret),
+            "a Secret value was printed:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    run
+}
+
+/// `ns/name` → the rest of its line (`ok`, or the error after `error ns/name: `).
+fn lines(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .lines()
+        .map(|l| {
+            if let Some(key) = l.strip_prefix("ok ") {
+                (key.to_string(), "ok".to_string())
+            } else {
+                let rest = l
+                    .strip_prefix("error ")
+                    .unwrap_or_else(|| panic!("bad line {l:?}"));
+                let (key, msg) = rest.split_once(": ").unwrap();
+                (key.to_string(), msg.to_string())
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn accepts_every_valid_form() {
+    let run = check(
+        &["--verbose"],
+        &[fixture("valid.yaml"), fixture("system-secrets.yaml")],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let got = lines(&run.stdout);
+    let expected = [
+        "apps/oci-nested-auth",
+        "apps/oci-nested-anonymous",
+        "apps/oci-digest",
+        "apps/oci-dockerconfig",
+        "apps/oci-token-system-namespace",
+        "apps/oci-secret-elsewhere",
+        "apps/http-nested",
+        "apps/http-nested-full",
+        "apps/flat-oci",
+        "default/flat-http",
+    ];
+    assert_eq!(
+        got.keys().map(String::as_str).collect::<Vec<_>>().len(),
+        expected.len(),
+        "{}",
+        run.stdout
+    );
+    for key in expected {
+        assert_eq!(
+            got.get(key).map(String::as_str),
+            Some("ok"),
+            "{key}: {}",
+            run.stdout
+        );
+    }
+    // One line per helm Component, in file order.
+    assert!(
+        run.stdout.starts_with("ok apps/oci-nested-auth\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("someone-elses"),
+        "other handlers are not checked"
+    );
+    assert!(
+        run.stderr
+            .contains("skip apps/someone-elses: handler is \"kustomize\""),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("`only-in-the-cluster`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn secrets_in_the_files_are_resolved() {
+    // Without the second file the system-namespace Secrets are simply not checked…
+    let run = check(&[], &[fixture("valid.yaml")]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    // …and with a different system namespace, the pinned `deployment-system` reference is
+    // refused before any lookup.
+    let run = check(
+        &["--system-namespace", "platform"],
+        &[fixture("valid.yaml"), fixture("system-secrets.yaml")],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let got = lines(&run.stdout);
+    let err = &got["apps/oci-nested-auth"];
+    assert!(
+        err.contains("`source.authentication.secretRef.namespace`"),
+        "{err}"
+    );
+    assert!(err.contains("(\"platform\")"), "{err}");
+    // `oci-digest` pins nothing: its CA (in deployment-system) is simply not in its namespaces now.
+    assert_eq!(got["apps/oci-digest"], "ok");
+}
+
+#[test]
+fn rejects_every_invalid_form_naming_the_field() {
+    let run = check(&[], &[fixture("invalid.yaml")]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let got = lines(&run.stdout);
+    // (Component, category, field named, words the message must contain)
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "missing-source",
+            "config",
+            "source",
+            &["missing chart source"],
+        ),
+        (
+            "unknown-type",
+            "config",
+            "source.type",
+            &["\"git\"", "`oci`, `http`"],
+        ),
+        ("missing-type", "config", "source.type", &["missing"]),
+        (
+            "source-with-flat-fields",
+            "config",
+            "source",
+            &["cannot be combined", "`chart`"],
+        ),
+        (
+            "typo-in-source",
+            "config",
+            "source.authentification",
+            &["unknown field", "did you mean `authentication`"],
+        ),
+        (
+            "typo-top-level",
+            "config",
+            "relaseName",
+            &["did you mean `releaseName`"],
+        ),
+        (
+            "typo-in-secret-ref",
+            "config",
+            "source.authentication.secretRef.namepsace",
+            &["did you mean `namespace`"],
+        ),
+        (
+            "http-field-on-oci",
+            "config",
+            "source.passCredentials",
+            &["unknown field for an oci source"],
+        ),
+        (
+            "oci-field-on-http",
+            "config",
+            "source.plainHTTP",
+            &["unknown field for an http source"],
+        ),
+        (
+            "missing-release-name",
+            "config",
+            "releaseName",
+            &["missing"],
+        ),
+        ("bad-release-name", "config", "releaseName", &["\"My_App\""]),
+        (
+            "long-release-name",
+            "config",
+            "releaseName",
+            &["at most 53"],
+        ),
+        (
+            "bad-release-namespace",
+            "config",
+            "releaseNamespace",
+            &["\"Web_Apps\""],
+        ),
+        (
+            "bad-manage-namespace",
+            "config",
+            "manageNamespace",
+            &["true or false"],
+        ),
+        (
+            "values-not-object",
+            "config",
+            "values",
+            &["expected an object"],
+        ),
+        (
+            "oci-missing-version",
+            "config",
+            "source.chart",
+            &["missing version"],
+        ),
+        (
+            "oci-bad-port",
+            "config",
+            "source.chart",
+            &["registry port `http` is not a number"],
+        ),
+        (
+            "oci-uppercase",
+            "config",
+            "source.chart",
+            &["must be lowercase"],
+        ),
+        (
+            "oci-bad-digest",
+            "config",
+            "source.chart",
+            &["invalid digest"],
+        ),
+        (
+            "flat-oci-without-scheme",
+            "config",
+            "chart",
+            &["must start with oci://"],
+        ),
+        (
+            "plain-http-with-ca",
+            "config",
+            "source.plainHTTP",
+            &["cannot be combined"],
+        ),
+        (
+            "http-bad-url-scheme",
+            "config",
+            "source.repository.url",
+            &["expected http:// or https://"],
+        ),
+        (
+            "http-url-with-credentials",
+            "config",
+            "source.repository.url",
+            &["must not contain credentials"],
+        ),
+        (
+            "http-empty-version",
+            "config",
+            "source.chart.version",
+            &["empty"],
+        ),
+        (
+            "http-missing-chart-name",
+            "config",
+            "source.chart.name",
+            &["missing"],
+        ),
+        (
+            "flat-http-without-repository",
+            "config",
+            "repository",
+            &["missing"],
+        ),
+        (
+            "auth-method-mismatch",
+            "config",
+            "source.authentication.method",
+            &["expected `registry`"],
+        ),
+        (
+            "secret-other-namespace",
+            "config",
+            "source.authentication.secretRef.namespace",
+            &["`other-tenant/creds` is not allowed"],
+        ),
+        (
+            "ca-other-namespace",
+            "config",
+            "source.caSecretRef.namespace",
+            &["`kube-system/ca` is not allowed"],
+        ),
+        (
+            "secret-without-credentials",
+            "config",
+            "source.authentication.secretRef",
+            &[
+                "Secret `apps/not-credentials`",
+                "holds no credentials",
+                "`pass`, `user`",
+            ],
+        ),
+        (
+            "dockerconfig-no-entry",
+            "config",
+            "source.authentication.secretRef",
+            &[
+                "Secret `deployment-system/ghcr-only`",
+                "no entry for registry `quay.io`",
+            ],
+        ),
+        (
+            "ca-not-pem",
+            "config",
+            "source.caSecretRef",
+            &["Secret `apps/not-a-ca`", "no PEM certificate"],
+        ),
+        (
+            "no-config",
+            "config",
+            "spec.config",
+            &["expected an object"],
+        ),
+    ];
+    for (name, category, field, words) in cases {
+        let key = format!("apps/{name}");
+        let msg = got
+            .get(&key)
+            .unwrap_or_else(|| panic!("no line for {key}:\n{}", run.stdout));
+        assert!(msg.starts_with(&format!("{category}: ")), "{key}: {msg}");
+        assert!(
+            msg.contains(&format!("`{field}`")),
+            "{key}: field `{field}` not named in {msg}"
+        );
+        for w in *words {
+            assert!(msg.contains(w), "{key}: expected {w:?} in {msg}");
+        }
+    }
+    assert_eq!(
+        got.len(),
+        cases.len(),
+        "every Component has exactly one line:\n{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("0 valid, 33 invalid"), "{}", run.stderr);
+}
+
+#[test]
+fn one_invalid_component_among_valid_ones_fails_the_run() {
+    let run = check(
+        &[],
+        &[
+            fixture("valid.yaml"),
+            fixture("system-secrets.yaml"),
+            fixture("invalid.yaml"),
+        ],
+    );
+    assert_eq!(run.code, 1);
+    let got = lines(&run.stdout);
+    assert_eq!(got["apps/flat-oci"], "ok");
+    assert!(got["apps/missing-source"].starts_with("config: "));
+}
+
+#[test]
+fn malformed_yaml_names_the_file_and_line() {
+    let path = fixture("malformed.yaml");
+    let run = check(&[], std::slice::from_ref(&path));
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.is_empty(),
+        "nothing is checked when a file is malformed: {}",
+        run.stdout
+    );
+    let expected = format!("{}:17: invalid YAML", path.display());
+    assert!(
+        run.stderr.contains(&expected),
+        "expected {expected:?} in {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_document_that_is_not_an_object_is_an_error() {
+    let path = fixture("not-an-object.yaml");
+    let run = check(&[], std::slice::from_ref(&path));
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains(&format!("{}:5:", path.display())),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn unreadable_file_exits_2() {
+    let run = check(&[], &[fixture("does-not-exist.yaml")]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("does-not-exist.yaml"), "{}", run.stderr);
+}
+
+#[test]
+fn no_file_is_a_usage_error() {
+    let run = check(&[], &[]);
+    assert_eq!(run.code, 2, "clap reports a missing -f: {}", run.stderr);
+}
+
+#[test]
+fn no_helm_component_is_not_an_error() {
+    let run = check(&[], &[fixture("system-secrets.yaml")]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.is_empty());
+    assert!(run.stderr.contains("no helm Components"), "{}", run.stderr);
+}
+
+#[test]
+fn the_examples_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    for required in [
+        "oci-component.yaml",
+        "http-component.yaml",
+        "flat-oci-component.yaml",
+        "flat-http-component.yaml",
+        "registry-secret.yaml",
+    ] {
+        assert!(
+            files.iter().any(|f| f.ends_with(required)),
+            "examples/{required} is missing"
+        );
+    }
+    let run = check(&[], &files);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let got = lines(&run.stdout);
+    assert!(got.len() >= 7, "{}", run.stdout);
+    assert!(got.values().all(|v| v == "ok"), "{}", run.stdout);
+}
