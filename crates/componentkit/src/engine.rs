@@ -382,7 +382,8 @@ impl<H: Handler> Engine<H> {
             Next::Backoff => {
                 status::set_phase(&mut st, working_phase, now, fresh);
                 let attempts = st.attempts.unwrap_or(0).saturating_add(1);
-                let delay = self.config.backoff.delay(attempts.max(1) as u32);
+                // Whole seconds: status timestamps are stored with second precision.
+                let delay = ceil_secs(self.config.backoff.delay(attempts.max(1) as u32));
                 st.attempts = Some(attempts);
                 st.next_retry_at = Some(Time(clock::plus(now, delay)));
                 st.failure_category = category;
@@ -549,6 +550,11 @@ impl<H: Handler> Engine<H> {
             tracing::warn!(error = %e, reason, "cannot publish event");
         }
     }
+}
+
+fn ceil_secs(d: Duration) -> Duration {
+    let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    Duration::from_secs(whole)
 }
 
 fn round_secs(d: Duration) -> Duration {

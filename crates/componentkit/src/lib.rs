@@ -13,3 +13,4 @@ pub mod memory;
 pub mod mergepatch;
 pub mod names;
 pub mod status;
+pub mod testing;
