@@ -1,15 +1,15 @@
-//! The production [`ReadinessProbe`]: fetches the objects of a release manifest with kube-rs
-//! and judges them with [`crate::readiness`].
+//! The production [`ReadinessProbe`]: parses the release manifest, fetches its objects with
+//! kube-rs and judges them with [`crate::readiness`].
 
 use async_trait::async_trait;
 use kube::Client;
 
 use super::{Failure, Readiness, ReadinessProbe};
+use crate::readiness::{Verdict, check_release};
 
 /// Readiness through the Kubernetes API.
 #[derive(Clone)]
 pub struct KubeReadiness {
-    #[allow(dead_code)]
     client: Client,
 }
 
@@ -21,9 +21,14 @@ impl KubeReadiness {
 
 #[async_trait]
 impl ReadinessProbe for KubeReadiness {
-    async fn assess(&self, _namespace: &str, _manifest: &str) -> Result<Readiness, Failure> {
-        Ok(Readiness::Progressing(
-            "readiness is not evaluated yet".to_string(),
-        ))
+    async fn assess(&self, namespace: &str, manifest: &str) -> Result<Readiness, Failure> {
+        let verdict = check_release(self.client.clone(), manifest, namespace)
+            .await
+            .map_err(|e| Failure::new(e.category(), format!("readiness: {e}")))?;
+        Ok(match verdict {
+            Verdict::Ready => Readiness::Ready,
+            Verdict::Progressing { reason } => Readiness::Progressing(reason),
+            Verdict::Failed { reason } => Readiness::Failed(reason),
+        })
     }
 }
