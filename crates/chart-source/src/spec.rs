@@ -400,8 +400,9 @@ fn check_version(version: &str, field: &str) -> Result<()> {
             "empty; expected an exact version (1.2.3) or a constraint (^1.2, ~1.2.3, >=1.0 <2.0)",
         ));
     }
-    // TODO(lead): validate with `crate::http::constraint::Constraint::parse` once it exists.
-    Ok(())
+    crate::http::constraint::Constraint::parse(version)
+        .map(drop)
+        .map_err(|reason| Error::config(field, reason))
 }
 
 /// A JSON object being parsed, with the path prefix used in error messages.

@@ -1,4 +1,5 @@
 //! `spec::parse_source`: every accepted form, and every rejection naming its field.
+#![allow(clippy::unwrap_used)]
 
 use chart_source::spec::{AuthMethod, SecretRef, parse_source};
 use chart_source::{Category, SourceSpec};
@@ -383,4 +384,29 @@ fn url_credentials_are_rejected_without_echoing_them() {
     let err = parse_source(&v).unwrap_err().to_string();
     assert!(err.contains("must not contain credentials"), "{err}");
     assert!(!err.contains("s3cr3t-pw"), "leaked: {err}");
+}
+
+#[test]
+fn version_constraints_are_checked_with_helm_syntax() {
+    for ok in [
+        "1.2.3",
+        "^12.1",
+        "~1.2.3",
+        ">=1.0.0 <2.0.0",
+        "1.x",
+        "*",
+        ">= 1.2, < 1.4 || ^3",
+        "1.2.3-rc.1",
+        "v1.0.0",
+    ] {
+        let v = json!({"source": {"type": "http", "repository": {"url": "https://a.b"}, "chart": {"name": "a", "version": ok}}});
+        assert!(parse_source(&v).is_ok(), "{ok}: {:?}", parse_source(&v));
+    }
+    for bad in ["latest", "^1.2.3.4", ">=> 1", "1.2 ||", "~foo"] {
+        rejects(
+            json!({"source": {"type": "http", "repository": {"url": "https://a.b"}, "chart": {"name": "a", "version": bad}}}),
+            "source.chart.version",
+            &["invalid version constraint"],
+        );
+    }
 }

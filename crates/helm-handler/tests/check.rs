@@ -339,6 +339,12 @@ fn rejects_every_invalid_form_naming_the_field() {
             &["Secret `apps/not-a-ca`", "no PEM certificate"],
         ),
         (
+            "http-bad-constraint",
+            "config",
+            "source.chart.version",
+            &["invalid version constraint \"latest\""],
+        ),
+        (
             "no-config",
             "config",
             "spec.config",
@@ -365,7 +371,7 @@ fn rejects_every_invalid_form_naming_the_field() {
         "every Component has exactly one line:\n{}",
         run.stdout
     );
-    assert!(run.stderr.contains("0 valid, 33 invalid"), "{}", run.stderr);
+    assert!(run.stderr.contains("0 valid, 34 invalid"), "{}", run.stderr);
 }
 
 #[test]

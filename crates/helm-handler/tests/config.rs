@@ -1,5 +1,6 @@
 //! `HelmConfig::parse`: the scenarios the system was specified with, defaults, and every
 //! rejection naming its field.
+#![allow(clippy::unwrap_used)]
 
 use chart_source::SourceSpec;
 use chart_source::spec::AuthMethod;
