@@ -1,0 +1,335 @@
+//! Controller wiring on `kube-runtime`: watch Components, reconcile through the [`Engine`]
+//! with bounded concurrency (the runtime never runs two reconciles of one object at once),
+//! re-reconcile Components when related objects change, and lead through a Lease.
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use kube::runtime::controller::{Action as KubeAction, Config, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::backoff::Backoff;
+use crate::clock::SystemClock;
+use crate::crd::Component;
+use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::handler::{ErrorCategory, Handler};
+use crate::kube_api::KubeComponentApi;
+use crate::leader::{KubeLeaseApi, LeaderElector, LeaseConfig, run_as_leader};
+use crate::names;
+
+/// Components poked by related-object changes since their last reconcile.
+#[derive(Clone, Default)]
+pub struct Pokes(Arc<Mutex<HashSet<ObjectRef<Component>>>>);
+
+impl Pokes {
+    /// Records that these Components should retry at once.
+    pub fn add<'a>(&self, refs: impl IntoIterator<Item = &'a ObjectRef<Component>>) {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for r in refs {
+            set.insert(r.clone());
+        }
+    }
+    /// Consumes the poke of one Component.
+    pub fn take(&self, r: &ObjectRef<Component>) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(r)
+    }
+}
+
+type Attach =
+    dyn Fn(Controller<Component>, Store<Component>, Pokes) -> Controller<Component> + Send + Sync;
+
+/// A source of re-reconciles from related objects (e.g. Secrets a Component references).
+/// A Component poked this way skips its backoff and retries an auth / not-found failure at once.
+#[derive(Clone)]
+pub struct RelatedWatch {
+    attach: Arc<Attach>,
+}
+
+impl RelatedWatch {
+    /// Watches objects of type `K` through `api`; `mapper` gets each changed object and the
+    /// current Components (a reflector store) and returns the Components to re-reconcile.
+    pub fn new<K, F>(api: Api<K>, config: watcher::Config, mapper: F) -> Self
+    where
+        K: Clone + Resource + DeserializeOwned + Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Debug + Clone + Eq + Hash,
+        F: Fn(&K, &Store<Component>) -> Vec<ObjectRef<Component>> + Send + Sync + 'static,
+    {
+        let mapper = Arc::new(mapper);
+        Self {
+            attach: Arc::new(move |ctrl, store, pokes| {
+                let mapper = mapper.clone();
+                ctrl.watches(api.clone(), config.clone(), move |obj: K| {
+                    let refs = mapper(&obj, &store);
+                    pokes.add(&refs);
+                    refs
+                })
+            }),
+        }
+    }
+
+    /// Any stream of Component references; `factory` is called once per leadership term.
+    pub fn stream<F>(factory: F) -> Self
+    where
+        F: Fn(&Store<Component>) -> BoxStream<'static, ObjectRef<Component>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        Self {
+            attach: Arc::new(move |ctrl, store, pokes| {
+                let s = factory(&store).inspect(move |r| pokes.add([r]));
+                ctrl.reconcile_on(s)
+            }),
+        }
+    }
+}
+
+/// How the controller runs.
+#[derive(Clone)]
+pub struct ControllerOptions {
+    /// This replica's identity (pod name): `status.claimedBy`, Event instance, Lease holder.
+    pub identity: String,
+    /// Event reporter name (default `<handler>-handler`).
+    pub reporter: Option<String>,
+    /// Maximum reconciles running at once (default 8).
+    pub concurrency: u16,
+    /// Watch one namespace only (default: all).
+    pub namespace: Option<String>,
+    /// Leader election (on by default in the CLI; `None` runs without it).
+    pub leader_election: Option<LeaseConfig>,
+    /// Backoff for transient errors.
+    pub backoff: Backoff,
+    /// Delay before retrying an auth / not-found failure.
+    pub slow_retry: Duration,
+    /// Related-object watches.
+    pub related: Vec<RelatedWatch>,
+}
+
+impl ControllerOptions {
+    /// Defaults for `identity`; no leader election.
+    pub fn new(identity: &str) -> Self {
+        Self {
+            identity: identity.to_string(),
+            reporter: None,
+            concurrency: 8,
+            namespace: None,
+            leader_election: None,
+            backoff: Backoff::default(),
+            slow_retry: Duration::from_secs(300),
+            related: Vec::new(),
+        }
+    }
+
+    /// Enables leader election on Lease `name` in `namespace` (15 s lease, 5 s renewal).
+    pub fn with_leader_election(mut self, name: &str, namespace: &str) -> Self {
+        self.leader_election = Some(LeaseConfig::new(name, namespace, &self.identity));
+        self
+    }
+
+    /// Adds a related-object watch.
+    pub fn watch_related(mut self, related: RelatedWatch) -> Self {
+        self.related.push(related);
+        self
+    }
+}
+
+/// A controller failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("cannot install the shutdown signal handler: {0}")]
+    Signal(String),
+}
+
+struct Ctx<H: Handler> {
+    engine: Engine<H>,
+    pokes: Pokes,
+}
+
+/// Hash of what can make a reconcile do something different: status-only changes (our own
+/// writes) do not trigger reconciles; timeouts and backoffs are driven by requeues.
+fn trigger_hash(c: &Component) -> Option<u64> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    c.metadata.uid.hash(&mut h);
+    c.metadata.generation.hash(&mut h);
+    c.metadata.finalizers.hash(&mut h);
+    c.metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    c.spec.handler.hash(&mut h);
+    c.annotations().get(names::RETRY_ANNOTATION).hash(&mut h);
+    c.status.as_ref().and_then(|s| s.phase).hash(&mut h);
+    Some(h.finish())
+}
+
+async fn reconcile<H: Handler>(
+    c: Arc<Component>,
+    ctx: Arc<Ctx<H>>,
+) -> Result<KubeAction, EngineError> {
+    let ns = c.namespace().unwrap_or_default();
+    let name = c.name_any();
+    let poked = ctx.pokes.take(&ObjectRef::from_obj(c.as_ref()));
+    let r = ctx.engine.reconcile(&ns, &name, poked).await?;
+    Ok(match r.requeue_after {
+        Some(d) => KubeAction::requeue(d.max(Duration::from_millis(100))),
+        None => KubeAction::await_change(),
+    })
+}
+
+fn error_policy<H: Handler>(c: Arc<Component>, e: &EngineError, _: Arc<Ctx<H>>) -> KubeAction {
+    let delay = if e.category() == ErrorCategory::Conflict {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(5)
+    };
+    tracing::warn!(
+        namespace = c.namespace().unwrap_or_default(),
+        name = c.name_any(),
+        error = %e,
+        "reconcile failed; requeued"
+    );
+    KubeAction::requeue(delay.mul_f64(1.0 + rand::random::<f64>()))
+}
+
+/// Shutdown on SIGTERM / Ctrl-C.
+fn shutdown_signal() -> Result<watch::Receiver<bool>, ControllerError> {
+    let (tx, rx) = watch::channel(false);
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| ControllerError::Signal(e.to_string()))?;
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested");
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
+/// Runs the controller for `handler` until SIGTERM / Ctrl-C.
+///
+/// With `opts.leader_election`, only the Lease holder reconciles; losing the Lease stops the
+/// controller (in-flight reconciles finish) and the replica campaigns again.
+pub async fn run<H: Handler>(
+    client: Client,
+    handler: Arc<H>,
+    opts: ControllerOptions,
+) -> Result<(), ControllerError> {
+    let shutdown = shutdown_signal()?;
+    run_until(client, handler, opts, shutdown).await;
+    Ok(())
+}
+
+/// [`run`] with an explicit shutdown switch (becomes `true` → stop).
+pub async fn run_until<H: Handler>(
+    client: Client,
+    handler: Arc<H>,
+    opts: ControllerOptions,
+    shutdown: watch::Receiver<bool>,
+) {
+    let reporter = opts
+        .reporter
+        .clone()
+        .unwrap_or_else(|| format!("{}-handler", handler.name()));
+    let api: Arc<dyn crate::api::ComponentApi> = Arc::new(KubeComponentApi::new(
+        client.clone(),
+        &reporter,
+        Some(opts.identity.clone()),
+    ));
+    let ctx = Arc::new(Ctx {
+        engine: Engine::new(
+            handler.clone(),
+            api,
+            Arc::new(SystemClock),
+            EngineConfig {
+                identity: opts.identity.clone(),
+                backoff: opts.backoff,
+                slow_retry: opts.slow_retry,
+            },
+        ),
+        pokes: Pokes::default(),
+    });
+    let term = |stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
+        let client = client.clone();
+        let opts = opts.clone();
+        let ctx = ctx.clone();
+        async move { controller_term(client, opts, ctx, stop).await }
+    };
+    match opts.leader_election.clone() {
+        Some(lease) => {
+            let elector = Arc::new(LeaderElector::new(
+                Arc::new(KubeLeaseApi::new(
+                    client.clone(),
+                    &lease.namespace,
+                    &lease.name,
+                )),
+                Arc::new(SystemClock),
+                lease,
+            ));
+            run_as_leader(elector, shutdown, term).await;
+        }
+        None => {
+            let mut sd = shutdown.clone();
+            let stop = Box::pin(async move {
+                let _ = sd.wait_for(|s| *s).await;
+            });
+            term(stop).await;
+        }
+    }
+}
+
+async fn controller_term<H: Handler>(
+    client: Client,
+    opts: ControllerOptions,
+    ctx: Arc<Ctx<H>>,
+    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) {
+    let api: Api<Component> = match &opts.namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let (reader, writer) = reflector::store();
+    let components = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, Default::default());
+    let mut ctrl = Controller::for_stream(components, reader.clone())
+        .with_config(Config::default().concurrency(opts.concurrency));
+    for related in &opts.related {
+        ctrl = (related.attach)(ctrl, reader.clone(), ctx.pokes.clone());
+    }
+    // The runtime wants a Sync future: relay `stop` through a oneshot.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(async move {
+        stop.await;
+        let _ = stop_tx.send(());
+    });
+    ctrl.graceful_shutdown_on(async move {
+        let _ = stop_rx.await;
+    })
+    .run(reconcile, error_policy, ctx)
+    .for_each(|res| async move {
+        match res {
+            Ok((obj, action)) => tracing::debug!(object = %obj, ?action, "reconciled"),
+            Err(e) => tracing::debug!(error = %e, "controller event"),
+        }
+    })
+    .await;
+    relay.abort();
+}
