@@ -157,9 +157,12 @@ pub fn main(args: RunArgs) -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // kube-client logs every failed connection at ERROR; the controller reports those itself.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,kube_client::client::builder=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Json => builder
@@ -219,14 +222,15 @@ async fn wait_for_api(client: &Client, url: &str, timeout: Duration) -> Result<(
             }
             Err(e) => {
                 let message = describe_kube_error(&e);
-                if Instant::now() + delay >= deadline {
+                let now = Instant::now();
+                if now >= deadline {
                     return Err(RunError::Fatal(format!(
                         "cannot reach the Kubernetes API server at {url} (gave up after {}): {message}",
                         humantime::format_duration(timeout)
                     )));
                 }
                 tracing::warn!(api_server = %url, retry_in = ?delay, "Kubernetes API not reachable yet: {message}");
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(delay.min(deadline - now)).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
