@@ -87,7 +87,7 @@ fn unreachable_api_server_is_retried_then_fails_with_a_network_message() {
     let api_port = free_port();
     let metrics_port = free_port();
     let started = Instant::now();
-    let mut child = base_command(dir.path())
+    let child = base_command(dir.path())
         .arg("--no-leader-election")
         .arg("--kubeconfig")
         .arg(kubeconfig(dir.path(), api_port))
