@@ -39,12 +39,25 @@ pub struct Manifests {
 }
 
 impl Manifests {
-    /// Reads every file, in order.
+    /// Reads every file, in order. A directory stands for its `*.yaml`, `*.yml` and
+    /// `*.json` files (not recursive, sorted by name); `-` is standard input.
     pub fn load(paths: &[PathBuf]) -> Result<Manifests, Error> {
         let mut out = Manifests::default();
         for path in paths {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            out.add_str(path, &text)?;
+            if path.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .map_err(|e| Error::io(path, e))?;
+                out.add_str(Path::new("<stdin>"), &text)?;
+            } else if path.is_dir() {
+                for file in manifest_files(path)? {
+                    let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+                    out.add_str(&file, &text)?;
+                }
+            } else {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                out.add_str(path, &text)?;
+            }
         }
         Ok(out)
     }
@@ -152,6 +165,23 @@ impl Manifests {
             .zip(&self.origins)
             .filter(|(c, _)| c.spec.handler == names::HELM_HANDLER)
     }
+}
+
+/// The manifest files of a directory, sorted.
+fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let is_manifest = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
+        if is_manifest && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Splits a YAML stream at `---` / `...` document markers, keeping each document's 1-based

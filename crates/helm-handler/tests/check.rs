@@ -442,6 +442,30 @@ fn no_helm_component_is_not_an_error() {
 }
 
 #[test]
+fn a_directory_and_stdin_are_read() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let run = check(&[], &[dir]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("ok apps/flat-oci\n"), "{}", run.stdout);
+
+    let text = std::fs::read(fixture("invalid.yaml")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_helm-handler"))
+        .args(["check", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("error apps/missing-source: config: field `source`")
+    );
+}
+
+#[test]
 fn the_examples_are_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)

@@ -28,7 +28,8 @@ pub const EXIT_UNREADABLE: u8 = 2;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Kubernetes YAML file with Components and Secrets (multi-document); repeatable.
+    /// Kubernetes YAML with Components and Secrets (multi-document); a directory or `-`
+    /// (stdin) also works; repeatable.
     #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
     /// The system namespace, searched for Secrets after the Component's namespace.
