@@ -168,7 +168,6 @@ fn trigger_hash(c: &Component) -> Option<u64> {
         .hash(&mut h);
     c.spec.handler.hash(&mut h);
     c.annotations().get(names::RETRY_ANNOTATION).hash(&mut h);
-    c.status.as_ref().and_then(|s| s.phase).hash(&mut h);
     Some(h.finish())
 }
 
