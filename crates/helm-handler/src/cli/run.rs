@@ -22,13 +22,20 @@ use std::time::{Duration, Instant};
 
 use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::registry::{SourceContext, SourceRegistry};
-use kube::Client;
+use componentkit::controller::{ControllerOptions, RelatedWatch};
+use componentkit::crd::Component;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
 
+use crate::config::HelmConfig;
 use crate::credentials::{CredentialResolver, KubeSecretStore};
 use crate::handler::namespaces::KubeNamespaces;
 use crate::handler::readiness::KubeReadiness;
-use crate::handler::{HelmHandler, HelmHandlerParts, SecretIndex};
+use crate::handler::{HelmHandler, HelmHandlerParts, ObjectKey, SecretIndex};
 use crate::helm::{HelmEngine, HelmEngineOptions};
 use crate::metrics::{self, Health, Metrics, Role};
 
@@ -384,14 +391,202 @@ async fn run_with_server(
     })
 }
 
+/// This replica's identity: the pod name (`POD_NAME`, else `HOSTNAME`), else a pid-based name.
+pub fn identity() -> String {
+    for var in ["POD_NAME", "HOSTNAME"] {
+        if let Ok(v) = std::env::var(var)
+            && !v.trim().is_empty()
+        {
+            return v.trim().to_string();
+        }
+    }
+    format!("helm-handler-{}", std::process::id())
+}
+
+/// The Components to re-reconcile when Secret `namespace/name` changed. Components not yet
+/// seen by this process (e.g. `Ready` ones after a restart) are indexed from the store first.
+pub fn components_for_secret(
+    index: &SecretIndex,
+    resolver: &CredentialResolver,
+    components: &[Arc<Component>],
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectKey> {
+    for c in components {
+        if c.spec.handler != componentkit::names::HELM_HANDLER {
+            continue;
+        }
+        let ns = c.namespace().unwrap_or_default();
+        let key = ObjectKey::new(ns.clone(), c.name_any());
+        if index.contains(&key) {
+            continue;
+        }
+        let empty = serde_json::Value::Object(Default::default());
+        let secrets = match HelmConfig::parse(c.spec.config.as_ref().unwrap_or(&empty), &ns) {
+            Ok(config) => resolver.referenced_secrets(&ns, &config.source),
+            Err(_) => Vec::new(),
+        };
+        index.set(key, secrets);
+    }
+    index.components_for(namespace, name)
+}
+
+/// Follows the leader Lease to report this replica's role (`/readyz`, `helm_handler_leader`).
+async fn observe_lease(
+    client: Client,
+    namespace: String,
+    name: String,
+    identity: String,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+) {
+    let api: Api<Lease> = Api::namespaced(client, &namespace);
+    loop {
+        match api.get_opt(&name).await {
+            Ok(lease) => {
+                let holder = lease
+                    .and_then(|l| l.spec)
+                    .and_then(|s| s.holder_identity)
+                    .unwrap_or_default();
+                let leading = holder == identity;
+                if leading != (health.role() == Role::Leader) {
+                    tracing::info!(holder = %holder, "leadership: {}", if leading { "this replica leads" } else { "standby" });
+                }
+                health.set_role(if leading { Role::Leader } else { Role::Standby });
+                health.set_controller_started(leading);
+                metrics.leader.set(i64::from(leading));
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the leader Lease"),
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+}
+
 /// Leader election, then componentkit's controller with the Secret watch mapping.
 async fn run_controller(
-    _client: Client,
-    _handler: HelmHandler,
-    _secret_index: Arc<SecretIndex>,
-    _args: &RunArgs,
-    _metrics: Arc<Metrics>,
-    _health: Arc<Health>,
+    client: Client,
+    handler: HelmHandler,
+    secret_index: Arc<SecretIndex>,
+    args: &RunArgs,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
 ) -> Result<(), String> {
-    Err("the componentkit controller is not wired in yet".to_string())
+    let identity = identity();
+    let resolver = CredentialResolver::new(args.system_namespace.clone());
+    let secrets: Api<Secret> = Api::all(client.clone());
+    let related = RelatedWatch::new(
+        secrets,
+        // Helm's own release records change on every upgrade and reference nothing.
+        watcher::Config::default().fields("type!=helm.sh/release.v1"),
+        move |secret: &Secret, store| {
+            let ns = secret.namespace().unwrap_or_default();
+            let name = secret.name_any();
+            let hits = components_for_secret(&secret_index, &resolver, &store.state(), &ns, &name);
+            if !hits.is_empty() {
+                tracing::info!(secret = %format!("{ns}/{name}"), components = hits.len(), "referenced Secret changed; re-reconciling");
+            }
+            hits.into_iter()
+                .map(|k| ObjectRef::<Component>::new(&k.name).within(&k.namespace))
+                .collect()
+        },
+    );
+    let mut options = ControllerOptions::new(&identity).watch_related(related);
+    options.concurrency = args.concurrency;
+    let lease_name = componentkit::names::lease::default_name(componentkit::names::HELM_HANDLER);
+    let observer = if args.leader_election_enabled() {
+        options = options.with_leader_election(&lease_name, &args.system_namespace);
+        health.set_role(Role::Standby);
+        Some(tokio::spawn(observe_lease(
+            client.clone(),
+            args.system_namespace.clone(),
+            lease_name.clone(),
+            identity.clone(),
+            metrics.clone(),
+            health.clone(),
+        )))
+    } else {
+        health.set_role(Role::Leader);
+        health.set_controller_started(true);
+        metrics.leader.set(1);
+        None
+    };
+    tracing::info!(
+        identity = %identity,
+        lease = %if args.leader_election_enabled() { format!("{}/{lease_name}", args.system_namespace) } else { "-".into() },
+        "controller starting"
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    componentkit::controller::run_until(client, Arc::new(handler), options, stop_rx).await;
+    signals.abort();
+    if let Some(o) = observer {
+        o.abort();
+    }
+    health.set_controller_started(false);
+    tracing::info!("controller stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn component(ns: &str, name: &str, handler: &str, config: serde_json::Value) -> Arc<Component> {
+        Arc::new(componentkit::memory::component(ns, name, handler, config))
+    }
+
+    #[test]
+    fn secret_changes_map_to_the_components_that_reference_them() {
+        let resolver = CredentialResolver::new("deployment-system");
+        let index = SecretIndex::new();
+        let source = |secret: serde_json::Value| {
+            serde_json::json!({
+                "releaseName": "web",
+                "source": {"type": "oci", "chart": "oci://r.example/c/web:1.0.0",
+                           "authentication": {"method": "registry", "secretRef": secret}}
+            })
+        };
+        let components = vec![
+            component(
+                "a",
+                "web",
+                "helm",
+                source(serde_json::json!({"name": "creds"})),
+            ),
+            component(
+                "b",
+                "db",
+                "helm",
+                source(serde_json::json!({"name": "creds", "namespace": "deployment-system"})),
+            ),
+            component(
+                "c",
+                "other",
+                "kustomize",
+                source(serde_json::json!({"name": "creds"})),
+            ),
+            component("d", "broken", "helm", serde_json::json!({"releaseName": 1})),
+        ];
+        let hits =
+            components_for_secret(&index, &resolver, &components, "deployment-system", "creds");
+        assert_eq!(
+            hits,
+            vec![ObjectKey::new("a", "web"), ObjectKey::new("b", "db")]
+        );
+        let hits = components_for_secret(&index, &resolver, &components, "a", "creds");
+        assert_eq!(hits, vec![ObjectKey::new("a", "web")]);
+        assert!(components_for_secret(&index, &resolver, &components, "c", "creds").is_empty());
+        // Indexed once: helm Components only, the broken one with no Secrets.
+        assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn identity_is_never_empty() {
+        assert!(!identity().is_empty());
+    }
 }

@@ -47,12 +47,12 @@ impl SecretIndex {
             .into_iter()
             .map(|(ns, name)| ObjectKey::new(ns, name))
             .collect();
-        let mut map = self.lock();
-        if secrets.is_empty() {
-            map.remove(&component);
-        } else {
-            map.insert(component, secrets);
-        }
+        self.lock().insert(component, secrets);
+    }
+
+    /// True when the Component has been indexed (even with no Secrets).
+    pub fn contains(&self, component: &ObjectKey) -> bool {
+        self.lock().contains_key(component)
     }
 
     /// Forgets a Component (after its deletion).
@@ -73,7 +73,7 @@ impl SecretIndex {
         out
     }
 
-    /// Number of Components with at least one referenced Secret.
+    /// Number of Components indexed.
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -116,7 +116,10 @@ mod tests {
         );
         assert!(idx.components_for("b", "creds").is_empty());
         idx.set(ObjectKey::new("a", "web"), []);
-        assert_eq!(idx.len(), 1);
+        assert!(idx.contains(&ObjectKey::new("a", "web")));
+        assert!(idx.components_for("a", "creds").is_empty());
+        assert_eq!(idx.len(), 2);
+        idx.remove(&ObjectKey::new("a", "web"));
         idx.remove(&ObjectKey::new("b", "db"));
         assert!(idx.is_empty());
     }
