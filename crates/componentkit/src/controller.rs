@@ -332,3 +332,58 @@ async fn controller_term<H: Handler>(
     .await;
     relay.abort();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{ComponentStatus, Phase};
+
+    #[test]
+    fn status_writes_do_not_trigger_but_meaningful_changes_do() {
+        let mut c = crate::memory::component("ns", "a", "helm", serde_json::json!({}));
+        c.metadata.uid = Some("u1".into());
+        c.metadata.generation = Some(1);
+        let base = trigger_hash(&c);
+
+        let mut s = c.clone();
+        s.status = Some(ComponentStatus {
+            phase: Some(Phase::Ready),
+            message: Some("x".into()),
+            ..ComponentStatus::default()
+        });
+        s.metadata.resource_version = Some("99".into());
+        assert_eq!(trigger_hash(&s), base, "status-only change");
+
+        let changes: Vec<Box<dyn Fn(&mut Component)>> = vec![
+            Box::new(|c| c.metadata.generation = Some(2)),
+            Box::new(|c| c.metadata.uid = Some("u2".into())),
+            Box::new(|c| c.metadata.finalizers = Some(vec!["x/y".into()])),
+            Box::new(|c| {
+                c.metadata.deletion_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        crate::clock::Timestamp::UNIX_EPOCH,
+                    ))
+            }),
+            Box::new(|c| {
+                c.metadata.annotations =
+                    Some([(names::RETRY_ANNOTATION.to_string(), "1".to_string())].into())
+            }),
+            Box::new(|c| c.spec.handler = "other".into()),
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut m = c.clone();
+            change(&mut m);
+            assert_ne!(trigger_hash(&m), base, "change {i}");
+        }
+    }
+
+    #[test]
+    fn pokes_are_consumed_once() {
+        let p = Pokes::default();
+        let r = ObjectRef::<Component>::new("a").within("ns");
+        assert!(!p.take(&r));
+        p.add([&r]);
+        assert!(p.take(&r));
+        assert!(!p.take(&r));
+    }
+}

@@ -844,3 +844,48 @@ async fn in_memory_api_semantics() {
     );
     assert!(w.api.get(NS, "m").await.unwrap().is_none());
 }
+
+/// Following only the engine's own requeue hints (no watch events), a Component converges
+/// through transient errors, a slow rollout and deletion, without hot loops.
+#[tokio::test]
+async fn requeue_hints_alone_drive_the_lifecycle() {
+    let w = world();
+    w.handler.push(
+        Operation::Apply,
+        HandlerOutcome::failed(ErrorCategory::Network, "503"),
+    );
+    w.handler.push(
+        Operation::Apply,
+        HandlerOutcome::failed(ErrorCategory::Timeout, "slow registry"),
+    );
+    for i in 0..3 {
+        w.handler.push(
+            Operation::CheckApplied,
+            HandlerOutcome::in_progress(Duration::from_secs(3), format!("{i}/3 ready")),
+        );
+    }
+    w.create("drive", |_| {});
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        assert!(steps < 20, "did not converge");
+        let r = w.reconcile("drive").await;
+        match r.requeue_after {
+            Some(d) => w.clock.advance(d),
+            None => break,
+        }
+    }
+    assert_eq!(w.phase("drive"), Phase::Ready);
+    assert_eq!(w.handler.count(Operation::Apply), 3);
+    assert_eq!(w.handler.count(Operation::CheckApplied), 4);
+
+    w.api.delete(NS, "drive").unwrap();
+    for _ in 0..5 {
+        let r = w.reconcile("drive").await;
+        match r.requeue_after {
+            Some(d) => w.clock.advance(d),
+            None => break,
+        }
+    }
+    assert!(w.api.get_now(NS, "drive").is_none());
+}
