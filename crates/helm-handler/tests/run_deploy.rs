@@ -274,3 +274,15 @@ fn deploy_manifests_parse_and_match_the_chart() {
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
 }
+
+#[test]
+fn chart_ships_the_same_crd_as_deploy() {
+    let root = workspace_root();
+    let chart_crd = read(&root.join("charts/helm-handler/crds/components.yaml"));
+    let deploy_crd = read(&root.join("deploy/crd.yaml"));
+    assert_eq!(
+        docs(&chart_crd),
+        docs(&deploy_crd),
+        "charts/helm-handler/crds/components.yaml differs from deploy/crd.yaml: cp deploy/crd.yaml charts/helm-handler/crds/components.yaml"
+    );
+}
