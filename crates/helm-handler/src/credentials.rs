@@ -337,24 +337,6 @@ impl CredentialResolver {
     }
 }
 
-/// The Secrets a source references, without the system-namespace fallback: a reference
-/// without `namespace` gives the Component's namespace, an explicit one gives itself.
-/// Prefer [`CredentialResolver::referenced_secrets`], which also lists the system namespace.
-pub fn referenced_secrets(component_namespace: &str, spec: &SourceSpec) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (_, r) in secret_refs(spec) {
-        let ns = r
-            .namespace
-            .clone()
-            .unwrap_or_else(|| component_namespace.to_string());
-        let key = (ns, r.name.clone());
-        if !out.contains(&key) {
-            out.push(key);
-        }
-    }
-    out
-}
-
 fn secret_refs(spec: &SourceSpec) -> Vec<(&'static str, &SecretRef)> {
     let mut refs = Vec::new();
     if let Some(a) = spec.authentication() {
