@@ -354,21 +354,21 @@ mod tests {
         s.metadata.resource_version = Some("99".into());
         assert_eq!(trigger_hash(&s), base, "status-only change");
 
-        let changes: Vec<Box<dyn Fn(&mut Component)>> = vec![
-            Box::new(|c| c.metadata.generation = Some(2)),
-            Box::new(|c| c.metadata.uid = Some("u2".into())),
-            Box::new(|c| c.metadata.finalizers = Some(vec!["x/y".into()])),
-            Box::new(|c| {
+        let changes: [fn(&mut Component); 6] = [
+            |c| c.metadata.generation = Some(2),
+            |c| c.metadata.uid = Some("u2".into()),
+            |c| c.metadata.finalizers = Some(vec!["x/y".into()]),
+            |c| {
                 c.metadata.deletion_timestamp =
                     Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                         crate::clock::Timestamp::UNIX_EPOCH,
                     ))
-            }),
-            Box::new(|c| {
+            },
+            |c| {
                 c.metadata.annotations =
                     Some([(names::RETRY_ANNOTATION.to_string(), "1".to_string())].into())
-            }),
-            Box::new(|c| c.spec.handler = "other".into()),
+            },
+            |c| c.spec.handler = "other".into(),
         ];
         for (i, change) in changes.iter().enumerate() {
             let mut m = c.clone();
