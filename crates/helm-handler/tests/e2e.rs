@@ -1,0 +1,380 @@
+//! End-to-end suite against a real cluster. Runs only when `HELM_HANDLER_E2E_KUBECONFIG`
+//! names a kubeconfig (kind, k3d, …); otherwise every test prints why it is skipped.
+//!
+//! Each test installs the CRD, creates its own namespace, starts the real `helm-handler run`
+//! binary on this machine (`--no-leader-election`, the test namespace as system namespace)
+//! and a real docker-registry on 127.0.0.1 (the controller pulls from it; the cluster only
+//! pulls the workload image, `nginx` from `helm create`, overridable with
+//! `HELM_HANDLER_E2E_IMAGE=repo:tag`). The cluster must not run another helm-handler.
+//!
+//! - `oci_component_lifecycle`: a Component with an OCI source reaches Ready, its Deployment
+//!   becomes available, a values change upgrades (revision 2, 2 replicas), deletion
+//!   uninstalls, removes the finalizer and the namespace the handler created.
+//! - `secret_rotation_is_picked_up`: wrong registry password → Failed (Auth); the Secret is
+//!   fixed → Ready well before the slow retry, through the Secret watch.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use componentkit::crd::{Component, Phase};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, CustomResourceExt};
+use serde_json::json;
+use test_support::{Chart, Registry, RegistryMode};
+
+const ENV: &str = "HELM_HANDLER_E2E_KUBECONFIG";
+
+/// One controller at a time on the cluster: the tests run one after the other.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn kubeconfig_path() -> Option<PathBuf> {
+    match std::env::var_os(ENV) {
+        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
+        _ => {
+            println!("skipped: {ENV} not set");
+            None
+        }
+    }
+}
+
+async fn client(path: &Path) -> Client {
+    let kc = Kubeconfig::read_from(path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+async fn install_crd(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = Component::crd();
+    let name = crd.metadata.name.clone().unwrap();
+    api.patch(
+        &name,
+        &PatchParams::apply("helm-handler-e2e").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap();
+    wait("CRD established", Duration::from_secs(60), || async {
+        api.get(&name)
+            .await
+            .ok()
+            .and_then(|c| c.status)
+            .is_some_and(|s| {
+                s.conditions
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+    })
+    .await;
+}
+
+async fn wait<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// The controller process, killed on drop; its log is printed when a test fails.
+struct Controller {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Controller {
+    fn start(kubeconfig: &Path, system_namespace: &str, dir: &Path) -> Self {
+        let log = dir.join("controller.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_helm-handler"))
+            .args(["run", "--no-leader-election", "--log-format=text"])
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--system-namespace")
+            .arg(system_namespace)
+            .arg("--cache-dir")
+            .arg(dir.join("cache"))
+            .arg("--helm-binary")
+            .arg(test_support::helm_bin())
+            .arg("--metrics-addr=127.0.0.1:0")
+            .env("RUST_LOG", "info,helm_handler=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- controller log ---\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+async fn create_namespace(client: &Client, prefix: &str) -> String {
+    let name = format!("{prefix}-{}", std::process::id());
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    api.create(&PostParams::default(), &ns).await.unwrap();
+    name
+}
+
+async fn delete_namespace(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let _ = api.delete(name, &DeleteParams::default()).await;
+}
+
+fn image_values() -> serde_json::Value {
+    match std::env::var("HELM_HANDLER_E2E_IMAGE") {
+        Ok(image) if image.contains(':') => {
+            let (repo, tag) = image.rsplit_once(':').unwrap();
+            json!({"image": {"repository": repo, "tag": tag}})
+        }
+        _ => json!({}),
+    }
+}
+
+fn merge(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
+    if let (Some(a), serde_json::Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+async fn phase(api: &Api<Component>, name: &str) -> Option<(Phase, String)> {
+    let c = api.get_opt(name).await.ok()??;
+    let reason = c
+        .condition("Ready")
+        .map(|c| c.reason.clone())
+        .unwrap_or_default();
+    Some((c.phase(), reason))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oci_component_lifecycle() {
+    let Some(kubeconfig) = kubeconfig_path() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let client = client(&kubeconfig).await;
+    install_crd(&client).await;
+    let ns = create_namespace(&client, "hh-e2e-life").await;
+    let release_ns = format!("{ns}-web");
+    let dir = tempfile::tempdir().unwrap();
+
+    let registry = Registry::start(RegistryMode::Anonymous).unwrap();
+    let tgz = Chart::create("web", "1.0.0").package(dir.path()).unwrap();
+    registry.push(&tgz, "charts").unwrap();
+    let _controller = Controller::start(&kubeconfig, &ns, dir.path());
+
+    let components: Api<Component> = Api::namespaced(client.clone(), &ns);
+    let config = |replicas: u32| {
+        json!({
+            "releaseName": "web",
+            "releaseNamespace": release_ns,
+            "manageNamespace": true,
+            "values": merge(json!({"replicaCount": replicas}), image_values()),
+            "source": {"type": "oci", "chart": registry.oci_ref("charts/web", "1.0.0"), "plainHTTP": true},
+        })
+    };
+    let c = componentkit::memory::component(&ns, "web", "helm", config(1));
+    components.create(&PostParams::default(), &c).await.unwrap();
+
+    wait("Component Ready", Duration::from_secs(300), || async {
+        phase(&components, "web")
+            .await
+            .is_some_and(|(p, _)| p == Phase::Ready)
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &release_ns);
+    let d = deployments.get("web").await.unwrap();
+    assert_eq!(d.status.unwrap().available_replicas, Some(1));
+    let c = components.get("web").await.unwrap();
+    let hs = c.handler_status().unwrap();
+    assert_eq!(hs["revision"], 1);
+    assert_eq!(hs["namespaceCreated"], true);
+    assert!(
+        c.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"helm.deployment-orchestrator.io/lifecycle".to_string())
+    );
+
+    // Values change → upgrade to revision 2 with 2 replicas.
+    components
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"config": config(2)}})),
+        )
+        .await
+        .unwrap();
+    wait("upgrade Ready", Duration::from_secs(300), || async {
+        components.get("web").await.ok().is_some_and(|c| {
+            c.phase() == Phase::Ready
+                && c.status.as_ref().and_then(|s| s.observed_generation) == Some(2)
+        })
+    })
+    .await;
+    let c = components.get("web").await.unwrap();
+    assert_eq!(c.handler_status().unwrap()["revision"], 2);
+    let d = deployments.get("web").await.unwrap();
+    assert_eq!(d.status.unwrap().available_replicas, Some(2));
+
+    // Deletion: uninstalled, finalizer removed (object gone), namespace removed.
+    components
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait("Component gone", Duration::from_secs(300), || async {
+        components
+            .get_opt("web")
+            .await
+            .ok()
+            .is_some_and(|c| c.is_none())
+    })
+    .await;
+    wait("Deployment gone", Duration::from_secs(120), || async {
+        deployments
+            .get_opt("web")
+            .await
+            .map(|d| d.is_none_or(|d| d.metadata.deletion_timestamp.is_some()))
+            .unwrap_or(true)
+    })
+    .await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    wait(
+        "release namespace removed",
+        Duration::from_secs(180),
+        || async {
+            namespaces
+                .get_opt(&release_ns)
+                .await
+                .map(|n| n.is_none_or(|n| n.metadata.deletion_timestamp.is_some()))
+                .unwrap_or(false)
+        },
+    )
+    .await;
+
+    delete_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secret_rotation_is_picked_up() {
+    let Some(kubeconfig) = kubeconfig_path() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let client = client(&kubeconfig).await;
+    install_crd(&client).await;
+    let ns = create_namespace(&client, "hh-e2e-rot").await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let registry = Registry::start(RegistryMode::BasicAuth).unwrap();
+    let tgz = Chart::create("private", "0.1.0")
+        .package(dir.path())
+        .unwrap();
+    registry.push(&tgz, "team").unwrap();
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let secret = |password: &str| -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"name": "regcred"},
+            "type": "Opaque",
+            "stringData": {"username": registry.username().unwrap(), "password": password},
+        }))
+        .unwrap()
+    };
+    secrets
+        .create(&PostParams::default(), &secret("wrong-password"))
+        .await
+        .unwrap();
+    let _controller = Controller::start(&kubeconfig, &ns, dir.path());
+
+    let components: Api<Component> = Api::namespaced(client.clone(), &ns);
+    let c = componentkit::memory::component(
+        &ns,
+        "private",
+        "helm",
+        json!({
+            "releaseName": "private",
+            "manageNamespace": false,
+            "values": image_values(),
+            "source": {
+                "type": "oci",
+                "chart": registry.oci_ref("team/private", "0.1.0"),
+                "plainHTTP": true,
+                "authentication": {"method": "registry", "secretRef": {"name": "regcred"}},
+            },
+        }),
+    );
+    components.create(&PostParams::default(), &c).await.unwrap();
+    wait("Failed with Auth", Duration::from_secs(120), || async {
+        phase(&components, "private")
+            .await
+            .is_some_and(|(p, reason)| p == Phase::Failed && reason == "Auth")
+    })
+    .await;
+
+    // Rotate the Secret: picked up through the Secret watch (the slow retry is 5 minutes).
+    let started = Instant::now();
+    secrets
+        .replace(
+            "regcred",
+            &PostParams::default(),
+            &secret(registry.password().unwrap()),
+        )
+        .await
+        .unwrap();
+    wait("Ready after rotation", Duration::from_secs(240), || async {
+        phase(&components, "private")
+            .await
+            .is_some_and(|(p, _)| p == Phase::Ready)
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(240),
+        "rotation took {:?}",
+        started.elapsed()
+    );
+
+    components
+        .delete("private", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait("Component gone", Duration::from_secs(180), || async {
+        components
+            .get_opt("private")
+            .await
+            .ok()
+            .is_some_and(|c| c.is_none())
+    })
+    .await;
+    delete_namespace(&client, &ns).await;
+}
