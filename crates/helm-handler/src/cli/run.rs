@@ -362,7 +362,7 @@ async fn run_with_server(
         }
     }
 
-    let sources = Arc::new(SourceRegistry::new(SourceContext { cache }));
+    let sources = Arc::new(SourceRegistry::new(SourceContext::new(cache)));
     let secret_index = Arc::new(SecretIndex::new());
     let handler = HelmHandler::new(HelmHandlerParts {
         engine: Arc::new(engine),

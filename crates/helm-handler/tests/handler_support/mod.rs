@@ -315,9 +315,7 @@ pub fn source_registry(cache_dir: &Path) -> Arc<SourceRegistry> {
         max_bytes: 256 << 20,
     })
     .unwrap();
-    Arc::new(SourceRegistry::new(SourceContext {
-        cache: Arc::new(cache),
-    }))
+    Arc::new(SourceRegistry::new(SourceContext::new(Arc::new(cache))))
 }
 
 impl Harness {
