@@ -101,9 +101,23 @@ impl LeaseApi for KubeLeaseApi {
 #[derive(Clone, Default)]
 pub struct InMemoryLease {
     state: Arc<Mutex<(Option<Lease>, u64)>>,
+    unavailable: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl InMemoryLease {
+    /// Simulates an unreachable API server: every call fails while set.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.unavailable
+            .store(unavailable, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), ApiError> {
+        if self.unavailable.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ApiError::Other("connection refused".into()));
+        }
+        Ok(())
+    }
+
     /// The Lease as stored now.
     pub fn current(&self) -> Option<Lease> {
         self.state
@@ -117,9 +131,11 @@ impl InMemoryLease {
 #[async_trait]
 impl LeaseApi for InMemoryLease {
     async fn get(&self) -> Result<Option<Lease>, ApiError> {
+        self.check()?;
         Ok(self.current())
     }
     async fn create(&self, mut lease: Lease) -> Result<Lease, ApiError> {
+        self.check()?;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if st.0.is_some() {
             return Err(ApiError::Conflict("lease already exists".into()));
@@ -130,6 +146,7 @@ impl LeaseApi for InMemoryLease {
         Ok(lease)
     }
     async fn replace(&self, mut lease: Lease) -> Result<Lease, ApiError> {
+        self.check()?;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let Some(current) = st.0.as_ref() else {
             return Err(ApiError::NotFound("lease".into()));
@@ -295,7 +312,14 @@ pub async fn run_as_leader<F, Fut>(
                 let mut last_ok = tokio::time::Instant::now();
                 loop {
                     tokio::time::sleep(cfg.renew_interval).await;
-                    match elector.try_acquire_or_renew().await {
+                    // A hanging API call must not keep us leading past the Lease.
+                    let attempt =
+                        tokio::time::timeout(cfg.renew_interval, elector.try_acquire_or_renew())
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(ApiError::Other("Lease renewal timed out".into()))
+                            });
+                    match attempt {
                         Ok(true) => last_ok = tokio::time::Instant::now(),
                         Ok(false) => break,
                         Err(e) => {

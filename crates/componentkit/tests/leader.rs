@@ -163,3 +163,49 @@ async fn only_the_leader_runs_and_the_survivor_takes_over() {
     );
     assert_eq!(active.load(Ordering::SeqCst), 0);
 }
+
+/// A leader that cannot reach the API stops before its Lease could expire.
+#[tokio::test]
+async fn a_leader_that_cannot_renew_steps_down_before_expiry() {
+    let lease = InMemoryLease::default();
+    let mut cfg = LeaseConfig::new("l", "ns", "a");
+    cfg.lease_duration = Duration::from_millis(1500);
+    cfg.renew_interval = Duration::from_millis(250);
+    cfg.retry_interval = Duration::from_millis(50);
+    let elector = Arc::new(LeaderElector::new(
+        Arc::new(lease.clone()),
+        Arc::new(SystemClock),
+        cfg,
+    ));
+    let (_tx, rx) = watch::channel(false);
+    let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel::<std::time::Instant>();
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<std::time::Instant>();
+    let task = tokio::spawn(run_as_leader(elector, rx, move |stop| {
+        let (ended_tx, started_tx) = (ended_tx.clone(), started_tx.clone());
+        async move {
+            let _ = started_tx.send(std::time::Instant::now());
+            stop.await;
+            let _ = ended_tx.send(std::time::Instant::now());
+        }
+    }));
+    started_rx.recv().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let last_renew = std::time::Instant::now();
+    lease.set_unavailable(true);
+    let ended = tokio::time::timeout(Duration::from_secs(3), ended_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        ended.duration_since(last_renew) < Duration::from_millis(1500),
+        "stepped down after {:?}",
+        ended.duration_since(last_renew)
+    );
+    // Back online: it campaigns again and leads again.
+    lease.set_unavailable(false);
+    tokio::time::timeout(Duration::from_secs(3), started_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    task.abort();
+}
