@@ -168,8 +168,10 @@ pub struct LeaderElector {
     config: LeaseConfig,
 }
 
+/// Whole seconds, rounded up (others must never see a shorter Lease than the holder assumes).
 fn secs(d: Duration) -> i32 {
-    i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)
+    let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i32::try_from(whole.max(1)).unwrap_or(i32::MAX)
 }
 
 impl LeaderElector {
