@@ -136,7 +136,7 @@ async fn only_the_leader_runs_and_the_survivor_takes_over() {
     // a dies (its renewals stop with it); b takes over after the Lease expires.
     task_a.abort();
     let _ = task_a.await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(*terms.lock().unwrap(), ["a", "b"]);
     assert_eq!(
         lease
