@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use componentkit::handler::ErrorCategory;
 use kube::api::{Api, DynamicObject};
-use kube::core::GroupVersionKind;
+use kube::core::GroupVersion;
 use kube::discovery::{self, ApiCapabilities, ApiResource, Scope};
 use serde_json::Value;
 
@@ -71,22 +71,23 @@ fn is_missing(e: &kube::Error) -> bool {
 }
 
 /// Fetches every referenced object (`GET`, one per object; discovery once per
-/// group/version/kind). Objects or kinds that do not exist are [`Observed::Missing`];
+/// group/version). Objects or kinds that do not exist are [`Observed::Missing`];
 /// namespaces of cluster-scoped kinds are ignored.
 pub async fn fetch_objects(
     client: kube::Client,
     refs: &[ObjectRef],
 ) -> Result<Vec<Observed>, FetchError> {
-    let mut kinds: HashMap<(String, String, String), Option<(ApiResource, ApiCapabilities)>> =
+    // Discovery once per group/version; each kind then resolved from that document.
+    let mut groups: HashMap<(String, String), Option<Vec<(ApiResource, ApiCapabilities)>>> =
         HashMap::new();
     let mut out = Vec::with_capacity(refs.len());
     for r in refs {
         let (group, version) = r.group_version();
-        let key = (group.to_string(), version.to_string(), r.kind.clone());
-        if !kinds.contains_key(&key) {
-            let gvk = GroupVersionKind::gvk(group, version, &r.kind);
-            let found = match discovery::pinned_kind(&client, &gvk).await {
-                Ok(found) => Some(found),
+        let key = (group.to_string(), version.to_string());
+        if !groups.contains_key(&key) {
+            let gv = GroupVersion::gv(group, version);
+            let found = match discovery::pinned_group(&client, &gv).await {
+                Ok(g) => Some(g.versioned_resources(version)),
                 Err(e) if is_missing(&e) => None,
                 Err(e) => {
                     return Err(FetchError::Api {
@@ -95,9 +96,13 @@ pub async fn fetch_objects(
                     });
                 }
             };
-            kinds.insert(key.clone(), found);
+            groups.insert(key.clone(), found);
         }
-        let Some(Some((resource, caps))) = kinds.get(&key) else {
+        let served = groups
+            .get(&key)
+            .and_then(Option::as_ref)
+            .and_then(|resources| resources.iter().find(|(ar, _)| ar.kind == r.kind));
+        let Some((resource, caps)) = served else {
             out.push(Observed::Missing(r.clone()));
             continue;
         };
