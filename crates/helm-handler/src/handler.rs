@@ -292,6 +292,10 @@ impl HelmHandler {
             self.metrics
                 .observe_release(ReleaseOperation::uninstall, removed.is_ok());
             removed.map_err(|e| Failure::from(e).context("uninstall of the previous release"))?;
+            if prev.namespace_created && prev.release_namespace != namespace {
+                self.remove_namespace_if_empty(&prev.release_namespace)
+                    .await;
+            }
         }
 
         let release = Release::new(&release_name, &namespace);
@@ -527,6 +531,27 @@ impl HelmHandler {
         self.secret_index
             .remove(&ObjectKey::new(cx.namespace(), cx.name()));
         Ok(HandlerOutcome::done())
+    }
+
+    /// Best effort: deletes a namespace the handler created once nothing but defaults is
+    /// left in it (a release moved to another namespace). Never fails the operation.
+    async fn remove_namespace_if_empty(&self, namespace: &str) {
+        match self.namespaces.contents(namespace).await {
+            Ok(NamespaceContents::Empty) => match self.namespaces.delete(namespace).await {
+                Ok(()) => {
+                    tracing::info!(namespace = %namespace, "previous release namespace deleted")
+                }
+                Err(f) => {
+                    tracing::warn!(namespace = %namespace, "cannot delete the previous release namespace: {f}")
+                }
+            },
+            Ok(other) => {
+                tracing::info!(namespace = %namespace, contents = ?other, "previous release namespace kept")
+            }
+            Err(f) => {
+                tracing::warn!(namespace = %namespace, "cannot inspect the previous release namespace: {f}")
+            }
+        }
     }
 
     fn record(&self, operation: Operation, outcome: &HandlerOutcome, started: Instant) {

@@ -500,3 +500,93 @@ async fn credentials_from_secrets_reach_the_registry() {
     let status = serde_json::to_string(&c.status).unwrap();
     assert!(!status.contains(registry.password().unwrap()));
 }
+
+#[tokio::test]
+async fn http_repository_source_resolves_a_constraint() {
+    let charts = tempfile::tempdir().unwrap();
+    for version in ["1.0.0", "1.2.0", "2.0.0"] {
+        Chart::create("db", version).package(charts.path()).unwrap();
+    }
+    let repo = test_support::HttpRepo::start(charts.path(), Default::default()).unwrap();
+    let h = Harness::new();
+    let config = json!({
+        "releaseName": "db",
+        "values": {"auth": {"enabled": false}},
+        "source": {
+            "type": "http",
+            "repository": {"name": "local", "url": repo.url()},
+            "chart": {"name": "db", "version": "^1.0"},
+        },
+    });
+    let mut c = h.component("apps", "db", config);
+    let out = h.apply(&mut c).await;
+    assert!(matches!(out, Outcome::InProgress { .. }), "{out:?}");
+    let status =
+        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    assert_eq!(status.chart.name, "db");
+    assert_eq!(status.chart.version, "1.2.0", "highest match of ^1.0");
+    assert!(status.source.contains("db@^1.0"), "{}", status.source);
+    // Unchanged: no upgrade, and the chart comes from the cache.
+    assert_eq!(h.apply(&mut c).await, Outcome::Done);
+    assert_eq!(h.engine.upgrades(), 1);
+    let text = h.metrics.encode();
+    assert!(
+        text.contains(
+            "helm_handler_chart_pulls_total{source_type=\"http\",result=\"downloaded\"} 1"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn deletion_waits_while_the_release_is_still_listed() {
+    let registry = registry_with(&[("web", "1.0.0")]);
+    let h = Harness::new();
+    let chart = registry.oci_ref("charts/web", "1.0.0");
+    let mut c = h.component("apps", "web", oci_config("web", &chart, json!({})));
+    h.apply(&mut c).await;
+    assert_eq!(h.delete(&mut c).await, Outcome::Done);
+    // helm reports the release again (e.g. `uninstalling` with a slow pre-delete hook).
+    h.engine.preinstall("apps", "web");
+    h.engine.set_status(
+        "apps",
+        "web",
+        helm_handler::helm::ReleaseStatus::Uninstalling,
+    );
+    match h.check_deleted(&mut c).await {
+        Outcome::InProgress { message, .. } => {
+            assert!(message.contains("uninstalling"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    h.engine.remove("apps", "web");
+    assert_eq!(h.check_deleted(&mut c).await, Outcome::Done);
+}
+
+#[tokio::test]
+async fn moving_a_release_cleans_up_the_namespace_it_created() {
+    let registry = registry_with(&[("web", "1.0.0")]);
+    let h = Harness::new();
+    let chart = registry.oci_ref("charts/web", "1.0.0");
+    let mut config = oci_config("web", &chart, json!({}));
+    config["releaseNamespace"] = json!("old-ns");
+    let mut c = h.component("apps", "web", config.clone());
+    h.apply(&mut c).await;
+    assert!(h.namespaces.exists_now("old-ns"));
+    config["releaseNamespace"] = json!("new-ns");
+    c.spec.config = Some(config);
+    h.apply(&mut c).await;
+    assert!(
+        h.engine
+            .calls()
+            .contains(&Call::Uninstall("old-ns/web".into()))
+    );
+    assert!(
+        !h.namespaces.exists_now("old-ns"),
+        "emptied namespace left behind"
+    );
+    let status =
+        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    assert_eq!(status.release_namespace, "new-ns");
+    assert!(status.namespace_created);
+}
