@@ -225,20 +225,24 @@ impl<H: Handler> Engine<H> {
             }
             Action::FailTimeout => {
                 let mut st = old.clone();
-                let (field, value, phase) = if f.phase == Phase::Terminating {
+                let (field, value, default, phase) = if f.phase == Phase::Terminating {
                     (
                         "terminationTimeout",
                         c.spec.termination_timeout.clone(),
+                        crate::crd::DEFAULT_TERMINATION_TIMEOUT,
                         Phase::TerminationFailed,
                     )
                 } else {
                     (
                         "deploymentTimeout",
                         c.spec.deployment_timeout.clone(),
+                        crate::crd::DEFAULT_DEPLOYMENT_TIMEOUT,
                         Phase::Failed,
                     )
                 };
-                let shown = value.unwrap_or_else(|| "10m (default)".to_string());
+                let shown = value.unwrap_or_else(|| {
+                    format!("{} (default)", humantime::format_duration(default))
+                });
                 let last = old.message.clone().unwrap_or_default();
                 st.message = Some(format!(
                     "{field} {shown} exceeded in phase {}; last state: {last}",
