@@ -11,6 +11,9 @@ use serde_json::Value;
 use super::manifest::{ManifestError, ObjectRef, parse_manifest};
 use super::{Verdict, assess_observed};
 
+/// The kinds a group/version serves (discovery).
+type ServedKinds = Vec<(ApiResource, ApiCapabilities)>;
+
 /// An object of the release as found in the cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Observed {
@@ -78,8 +81,7 @@ pub async fn fetch_objects(
     refs: &[ObjectRef],
 ) -> Result<Vec<Observed>, FetchError> {
     // Discovery once per group/version; each kind then resolved from that document.
-    let mut groups: HashMap<(String, String), Option<Vec<(ApiResource, ApiCapabilities)>>> =
-        HashMap::new();
+    let mut groups: HashMap<(String, String), Option<ServedKinds>> = HashMap::new();
     let mut out = Vec::with_capacity(refs.len());
     for r in refs {
         let (group, version) = r.group_version();
