@@ -46,16 +46,32 @@ pub const DEFAULT_MAX_INDEX_BYTES: u64 = 64 * 1024 * 1024;
 impl RepoIndex {
     /// Parses `index.yaml` (or its JSON form). `source` names the repository in errors.
     pub fn parse(bytes: &[u8], source: &str) -> Result<RepoIndex> {
-        let raw: RawIndex = serde_norway::from_slice(bytes).map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!(" at line {} column {}", l.line(), l.column()))
-                .unwrap_or_default();
-            Error::Integrity {
-                target: source.to_string(),
-                message: format!("index.yaml is not a valid chart repository index{at}: {e}"),
-            }
+        let invalid = |message: String| Error::Integrity {
+            target: source.to_string(),
+            message: format!("index.yaml is not a valid chart repository index{message}"),
+        };
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            invalid(format!(" at line {line}: not UTF-8"))
         })?;
+        // Fast path for the block layout `helm repo index` writes: each chart's section is
+        // parsed on its own, so the YAML parser's event buffer never holds more than one
+        // chart. Anything unusual (or any error) falls back to parsing the whole document,
+        // which also gives exact error lines.
+        let raw = match parse_by_chart(text) {
+            Some(raw) => raw,
+            None => serde_norway::from_str::<RawIndex>(text).map_err(|e| {
+                let at = e
+                    .location()
+                    .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+                    .unwrap_or_default();
+                invalid(format!("{at}: {e}"))
+            })?,
+        };
         if raw.api_version.as_deref().is_none_or(str::is_empty) {
             return Err(Error::Integrity {
                 target: source.to_string(),
@@ -156,6 +172,73 @@ fn nearest_versions(entries: &[IndexEntry], requested: &str) -> String {
         .map(|e| &*e.raw_version)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Parses a block-layout index chart by chart: the top-level keys other than `entries`,
+/// then each `  NAME:` section of `entries` separately. `None` when the layout is not the
+/// plain block layout or a piece does not parse (the caller then parses the whole document).
+fn parse_by_chart(text: &str) -> Option<RawIndex> {
+    let mut offset = 0;
+    let mut entries_at = None;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "entries:" {
+            entries_at = Some(offset);
+            break;
+        }
+        offset += line.len();
+    }
+    let entries_at = entries_at?;
+    let body_start = entries_at + text[entries_at..].find('\n')? + 1;
+    // The entries section ends at the next line starting in column 0 (other than a comment).
+    let mut end = text.len();
+    let mut pos = body_start;
+    let mut sections: Vec<(usize, usize)> = Vec::new();
+    let mut indent: Option<usize> = None;
+    for line in text[body_start..].split_inclusive('\n') {
+        let content = line.trim_end();
+        let trimmed = content.trim_start();
+        let line_indent = content.len() - trimmed.len();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') {
+            if line_indent == 0 {
+                end = pos;
+                break;
+            }
+            let key_indent = *indent.get_or_insert(line_indent);
+            if line_indent < key_indent || trimmed.starts_with("---") || trimmed.starts_with("...")
+            {
+                return None;
+            }
+            if line_indent == key_indent && !trimmed.starts_with('-') {
+                // A chart key: `NAME:` alone on its line.
+                if !trimmed.ends_with(':') || trimmed.contains(": ") {
+                    return None;
+                }
+                if let Some(last) = sections.last_mut() {
+                    last.1 = pos;
+                }
+                sections.push((pos, text.len()));
+            } else if sections.is_empty() {
+                return None;
+            }
+        }
+        pos += line.len();
+    }
+    if let Some(last) = sections.last_mut() {
+        last.1 = last.1.min(end);
+    }
+    let mut header = String::with_capacity(entries_at + (text.len() - end) + 16);
+    header.push_str(&text[..entries_at]);
+    header.push_str("entries:\n");
+    header.push_str(&text[end..]);
+    let mut raw: RawIndex = serde_norway::from_str(&header).ok()?;
+    let mut all = Entries::default();
+    for (start, stop) in sections {
+        let part: Entries = serde_norway::from_str(&text[start..stop]).ok()?;
+        all.skipped += part.skipped;
+        all.charts.extend(part.charts);
+    }
+    raw.entries = Some(all);
+    Some(raw)
 }
 
 #[derive(Deserialize)]
@@ -356,6 +439,39 @@ serverInfo: {contextPath: /x}
         let html = "<html><body>Not an index</body></html>";
         let err = RepoIndex::parse(html.as_bytes(), "http://repo").unwrap_err();
         assert_eq!(err.category(), Category::Integrity);
+    }
+
+    #[test]
+    fn scalars_that_look_like_numbers_stay_versions() {
+        let yaml = "apiVersion: v1\nentries:\n  a:\n  - version: 1.10\n    urls: [a.tgz]\n    deprecated: false\n  - version: 2\n    urls: [b.tgz]\n  empty:\n";
+        let index = RepoIndex::parse(yaml.as_bytes(), "http://repo").unwrap();
+        let raw: Vec<&str> = index
+            .chart("a")
+            .unwrap()
+            .iter()
+            .map(|e| &*e.raw_version)
+            .collect();
+        assert_eq!(raw, ["2", "1.10"]);
+        assert!(index.chart("empty").unwrap().is_empty());
+        let none = RepoIndex::parse(b"apiVersion: v1\nentries:\n", "http://repo").unwrap();
+        assert_eq!(none.chart_count(), 0);
+        let err = RepoIndex::parse(b"apiVersion: v1\nentries: [\n", "http://repo").unwrap_err();
+        assert!(err.to_string().contains("line"), "{err}");
+    }
+
+    #[test]
+    fn chart_by_chart_parsing_equals_whole_document_parsing() {
+        let fast = parse_by_chart(INDEX).expect("the block layout takes the fast path");
+        let whole: RawIndex = serde_norway::from_str(INDEX).unwrap();
+        assert_eq!(fast.api_version, whole.api_version);
+        let (fast, whole) = (fast.entries.unwrap(), whole.entries.unwrap());
+        assert_eq!(fast.skipped, whole.skipped);
+        assert_eq!(fast.charts, whole.charts);
+        // Layouts it does not handle go to the whole-document parser.
+        assert!(parse_by_chart("apiVersion: v1\nentries: {a: []}\n").is_none());
+        assert!(parse_by_chart("apiVersion: v1\nentries:\n  a: []\n").is_none());
+        let index = RepoIndex::parse(b"apiVersion: v1\nentries:\n  a: []\n", "x").unwrap();
+        assert_eq!(index.chart_count(), 1);
     }
 
     #[test]
