@@ -213,11 +213,22 @@ impl OciSource {
         let version = self.spec.reference.tag().map(str::to_string);
         let target = self.target();
         let checked = tokio::task::spawn_blocking(move || {
-            check_archive(
+            let meta = check_archive(
                 &path,
                 &limits,
                 version.as_deref().map(|v| (name.as_str(), v)),
-            )
+            )?;
+            // A digest-only reference has no version to compare, but still names the chart.
+            if meta.name != name {
+                return Err(Error::Integrity {
+                    target: format!("chart archive {}", path.display()),
+                    message: format!(
+                        "chart name is `{}`, the reference asks for `{name}`",
+                        meta.name
+                    ),
+                });
+            }
+            Ok(meta)
         })
         .await
         .map_err(|e| Error::io(self.cache.dir(), std::io::Error::other(e)))?;
