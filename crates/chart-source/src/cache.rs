@@ -215,7 +215,50 @@ impl ChartCache {
         };
         cache.scan()?;
         cache.evict(None);
+        cache.prune_records();
         Ok(cache)
+    }
+
+    /// Removes what only grows: lock files unused for a day, reference records whose chart
+    /// is gone for a week, and temp records of dead writers. Best effort.
+    fn prune_records(&self) {
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        let old = |path: &Path, age: Duration| {
+            fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|elapsed| elapsed > age)
+        };
+        if let Ok(read) = fs::read_dir(&self.locks) {
+            for item in read.flatten() {
+                let path = item.path();
+                // A lock file removed while another process waits on it costs at worst a
+                // duplicate download of identical content (the rename is atomic).
+                if old(&path, DAY) {
+                    remove_abandoned_temp(&path);
+                }
+            }
+        }
+        if let Ok(read) = fs::read_dir(&self.refs) {
+            for item in read.flatten() {
+                let path = item.path();
+                let name = item.file_name();
+                if name.to_string_lossy().starts_with(TMP_PREFIX) {
+                    if old(&path, Duration::from_secs(3600)) {
+                        let _ = fs::remove_file(&path);
+                    }
+                    continue;
+                }
+                let dangling = fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<RefFile>(&b).ok())
+                    .is_none_or(|r| !self.path_of(&r.digest).exists());
+                if dangling && old(&path, 7 * DAY) {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
     }
 
     /// The cache directory.
@@ -687,6 +730,30 @@ mod tests {
         assert!(c.lookup(&b).is_none());
         assert!(c.lookup(&cc).is_some());
         assert_eq!(c.stats().evictions, 1);
+    }
+
+    #[test]
+    fn old_locks_and_dangling_refs_are_pruned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = cache(tmp.path(), 1 << 20);
+        c.put_ref("gone", &Digest::of(b"never stored")).unwrap();
+        c.put_ref("fresh", &Digest::of(b"never stored either"))
+            .unwrap();
+        let lock = tmp.path().join(LOCK_DIR).join("x.lock");
+        fs::write(&lock, b"").unwrap();
+        let long_ago = SystemTime::now() - Duration::from_secs(30 * 24 * 3600);
+        for path in [lock.clone(), c.ref_path("gone")] {
+            File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        let c2 = cache(tmp.path(), 1 << 20);
+        assert!(!lock.exists());
+        assert!(c2.get_ref("gone").is_none());
+        assert!(c2.get_ref("fresh").is_some());
     }
 
     #[test]
