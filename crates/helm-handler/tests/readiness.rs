@@ -292,3 +292,78 @@ fn garbage_never_panics() {
         let _ = assess_object(&v);
     }
 }
+
+mod arbitrary_objects {
+    use helm_handler::readiness::{Verdict, assess_object};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[A-Za-z]{0,8}".prop_map(Value::from),
+            prop_oneof![
+                Just("True"),
+                Just("False"),
+                Just("RollingUpdate"),
+                Just("LoadBalancer"),
+                Just("CrashLoopBackOff")
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("type".to_string()),
+                        Just("status".to_string()),
+                        Just("reason".to_string()),
+                        Just("replicas".to_string()),
+                        Just("conditions".to_string()),
+                        Just("phase".to_string()),
+                        "[a-z]{1,6}".prop_map(String::from),
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Whatever the API returns, judging it never panics, and a not-ready verdict
+        /// always names the object.
+        #[test]
+        fn never_panics_and_names_the_object(
+            kind in prop_oneof![
+                Just(("apps/v1", "Deployment")), Just(("apps/v1", "StatefulSet")),
+                Just(("apps/v1", "DaemonSet")), Just(("apps/v1", "ReplicaSet")),
+                Just(("batch/v1", "Job")), Just(("v1", "Pod")),
+                Just(("v1", "PersistentVolumeClaim")), Just(("v1", "Service")),
+                Just(("apiextensions.k8s.io/v1", "CustomResourceDefinition")),
+                Just(("example.com/v1", "Widget")),
+            ],
+            spec in json_value(),
+            status in json_value(),
+            generation in proptest::option::of(0i64..5),
+        ) {
+            let mut object = json!({
+                "apiVersion": kind.0, "kind": kind.1,
+                "metadata": {"name": "x", "namespace": "ns"},
+                "spec": spec, "status": status,
+            });
+            if let Some(g) = generation {
+                object["metadata"]["generation"] = g.into();
+            }
+            let v = assess_object(&object);
+            if !matches!(v, Verdict::Ready) {
+                let prefix = format!("{}/ns/x: ", kind.1);
+                prop_assert!(v.reason().starts_with(&prefix), "{:?}", v);
+            }
+        }
+    }
+}

@@ -95,9 +95,10 @@ pub enum HelmError {
         message: String,
     },
 
-    /// Objects of the release exist but belong to something else (permanent until fixed).
+    /// Objects of the release (or fields of them) belong to something else (permanent until
+    /// fixed).
     #[error(
-        "helm {operation}: resources already exist and are not owned by this release: {message}"
+        "helm {operation}: resources (or fields of them) are owned by something other than this release: {message}"
     )]
     Ownership {
         operation: &'static str,
@@ -197,9 +198,9 @@ pub enum Diagnosis {
     Unauthorized,
     /// x509 / TLS verification.
     Tls,
-    /// Optimistic-concurrency or server-side-apply conflicts.
+    /// Optimistic-concurrency conflicts (transient).
     Conflict,
-    /// Objects exist and belong to another release or owner.
+    /// Objects (or fields, with server-side apply) belong to another release or manager.
     Ownership,
     /// helm's own timeouts (hooks, API calls).
     Timeout,
@@ -256,6 +257,10 @@ const RULES: &[(Diagnosis, &[&str])] = &[
             "invalid ownership metadata",
             "exists and cannot be imported into the current release",
             "rendered manifests contain a resource that already exists",
+            // Server-side apply: fields owned by another field manager (does not go away by
+            // retrying).
+            "apply failed with",
+            "conflicts with \"",
         ],
     ),
     (
@@ -263,8 +268,6 @@ const RULES: &[(Diagnosis, &[&str])] = &[
         &[
             "the object has been modified",
             "operation cannot be fulfilled",
-            "apply failed with",
-            "conflicts with \"",
         ],
     ),
     (
@@ -410,6 +413,10 @@ mod tests {
             (
                 "Error: INSTALLATION FAILED: failed pre-install: timed out waiting for the condition",
                 Diagnosis::Timeout,
+            ),
+            (
+                "Error: UPGRADE FAILED: conflict occurred while applying object apps/web apps/v1, Kind=Deployment: Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas",
+                Diagnosis::Ownership,
             ),
             ("Error: something completely different", Diagnosis::Other),
         ];
