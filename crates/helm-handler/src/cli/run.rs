@@ -585,6 +585,43 @@ mod tests {
         assert_eq!(index.len(), 3);
     }
 
+    fn parse(args: &[&str]) -> RunArgs {
+        use clap::Parser;
+        let cli =
+            crate::cli::Cli::try_parse_from(["helm-handler", "run"].iter().chain(args.iter()))
+                .unwrap();
+        match cli.command {
+            crate::cli::Command::Run(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_and_defaults() {
+        let a = parse(&[]);
+        assert!(a.leader_election_enabled());
+        assert_eq!(a.system_namespace, "deployment-system");
+        assert_eq!(a.metrics_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(a.cache_max_bytes, DEFAULT_CACHE_MAX_BYTES);
+        assert_eq!(a.log_format, LogFormat::Json);
+        assert_eq!(a.startup_timeout, Duration::from_secs(60));
+        assert!(!parse(&["--no-leader-election"]).leader_election_enabled());
+        assert!(parse(&["--no-leader-election", "--leader-election"]).leader_election_enabled());
+        assert!(!parse(&["--leader-election", "--no-leader-election"]).leader_election_enabled());
+        let a = parse(&[
+            "--system-namespace=ops",
+            "--concurrency=9",
+            "--log-format=text",
+            "--context=kind-e2e",
+            "--startup-timeout=90s",
+        ]);
+        assert_eq!(a.system_namespace, "ops");
+        assert_eq!(a.concurrency, 9);
+        assert_eq!(a.log_format, LogFormat::Text);
+        assert_eq!(a.context.as_deref(), Some("kind-e2e"));
+        assert_eq!(a.startup_timeout, Duration::from_secs(90));
+    }
+
     #[test]
     fn identity_is_never_empty() {
         assert!(!identity().is_empty());
