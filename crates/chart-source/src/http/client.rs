@@ -299,7 +299,7 @@ impl HttpShared {
         }
         let target = redact(&index_url);
         self.counters.index_fetches.fetch_add(1, Ordering::Relaxed);
-        let response = req.get(&index_url, headers, true).await?;
+        let response = req.get(&index_url, headers).await?;
         if response.status() == StatusCode::NOT_MODIFIED
             && let Some(cached) = state.as_mut()
         {
@@ -309,7 +309,13 @@ impl HttpShared {
             cached.validated_at = Instant::now();
             return Ok(cached.index.clone());
         }
-        let response = check_status(response, &target, req.auth_description())?;
+        let response = check_status(response, &target, req.auth_description()).map_err(|e| match e {
+            Error::NotFound { target, message } => Error::NotFound {
+                target,
+                message: format!("{message}: no index.yaml here; is `source.repository.url` a chart repository?"),
+            },
+            other => other,
+        })?;
         let etag = response.headers().get(header::ETAG).cloned();
         let last_modified = response.headers().get(header::LAST_MODIFIED).cloned();
         let body =
@@ -355,7 +361,7 @@ impl Requester<'_> {
     /// GET `url`, following up to 10 redirects by hand. Credentials are attached when the
     /// URL is on the repository's origin (or `pass_credentials` allows any origin), and are
     /// dropped for good as soon as a redirect leaves the origin of the previous request.
-    pub async fn get(&self, url: &Url, headers: HeaderMap, _is_index: bool) -> Result<Response> {
+    pub async fn get(&self, url: &Url, headers: HeaderMap) -> Result<Response> {
         let mut current = url.clone();
         let mut send_credentials = self.credentials.is_some()
             && (self.pass_credentials || current.origin() == self.credentials_origin);

@@ -212,7 +212,7 @@ impl HttpSource {
     async fn download(&self, url: &Url, entry: &IndexEntry) -> Result<crate::cache::CachedEntry> {
         let target = redact(url);
         let req = self.requester();
-        let response = req.get(url, HeaderMap::new(), false).await?;
+        let response = req.get(url, HeaderMap::new()).await?;
         let response = check_status(response, &target, req.auth_description())?;
         let max = self.shared.limits().archive.max_compressed_bytes;
         if response.content_length().unwrap_or(0) > max {
