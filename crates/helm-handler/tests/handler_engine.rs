@@ -20,7 +20,8 @@ use helm_handler::handler::{HandlerStatus, HelmHandler, Readiness};
 use serde_json::json;
 use test_support::{Chart, Registry, RegistryMode};
 
-use handler_support::{Call, Harness, oci_config};
+use handler_support::{Call, Harness, MutableSecrets, SYSTEM_NAMESPACE, oci_config};
+use helm_handler::credentials::SecretData;
 
 struct World {
     h: Harness,
@@ -31,7 +32,10 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let h = Harness::new();
+        Self::with(Harness::new())
+    }
+
+    fn with(h: Harness) -> Self {
         let clock = ManualClock::at_epoch();
         let api = InMemoryApi::new(Arc::new(clock.clone()));
         let engine = Engine::new(
@@ -297,4 +301,81 @@ async fn failure_categories_map_to_phases() {
 
     // Nothing was ever installed.
     assert_eq!(w.h.engine.upgrades(), 0);
+}
+
+#[tokio::test]
+async fn a_new_or_rotated_secret_retries_at_once() {
+    let registry = Registry::start(RegistryMode::BasicAuth).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tgz = Chart::create("private", "0.1.0")
+        .package(dir.path())
+        .unwrap();
+    registry.push(&tgz, "team").unwrap();
+    let secrets = Arc::new(MutableSecrets::default());
+    let w = World::with(Harness::with_store(secrets.clone()));
+
+    let mut config = oci_config(
+        "private",
+        &registry.oci_ref("team/private", "0.1.0"),
+        json!({}),
+    );
+    config["source"]["authentication"] =
+        json!({"method": "registry", "secretRef": {"name": "regcred"}});
+    w.api
+        .create(component("apps", "private", "helm", config))
+        .unwrap();
+    let c = w.until_phase("apps", "private", Phase::Failed).await;
+    assert_eq!(failure(&c).1, "NotFound", "{:#?}", c.status);
+
+    // Without a poke, nothing happens before the slow retry.
+    for _ in 0..3 {
+        w.engine.reconcile("apps", "private", false).await.unwrap();
+    }
+    assert_eq!(
+        w.api.get_now("apps", "private").unwrap().phase(),
+        Phase::Failed
+    );
+
+    // The Secret appears with a wrong password: the watch maps it to the Component, the
+    // poked reconcile retries at once and fails with Auth.
+    let resolver = helm_handler::credentials::CredentialResolver::new(SYSTEM_NAMESPACE);
+    let store = |ns: &str, name: &str| {
+        let all = vec![Arc::new(w.api.get_now("apps", "private").unwrap())];
+        helm_handler::cli::run::components_for_secret(&w.h.secret_index, &resolver, &all, ns, name)
+    };
+    secrets.put(
+        "apps",
+        "regcred",
+        SecretData::new(None)
+            .with("username", registry.username().unwrap())
+            .with("password", "wrong"),
+    );
+    let hits = store("apps", "regcred");
+    assert_eq!(hits.len(), 1);
+    assert!(store("apps", "unrelated").is_empty());
+    w.engine.reconcile("apps", "private", true).await.unwrap();
+    w.until("apps", "private", 4, |c| {
+        c.is_some_and(|c| c.phase() == Phase::Failed && failure(c).1 == "Auth")
+    })
+    .await;
+
+    // Rotated to the right password (in the system namespace this time): Ready.
+    secrets.put(
+        SYSTEM_NAMESPACE,
+        "regcred",
+        SecretData::new(None)
+            .with("username", registry.username().unwrap())
+            .with("password", registry.password().unwrap()),
+    );
+    secrets.put(
+        "apps",
+        "regcred",
+        SecretData::new(None)
+            .with("username", registry.username().unwrap())
+            .with("password", registry.password().unwrap()),
+    );
+    assert_eq!(store(SYSTEM_NAMESPACE, "regcred").len(), 1);
+    w.engine.reconcile("apps", "private", true).await.unwrap();
+    w.until_phase("apps", "private", Phase::Ready).await;
+    assert_eq!(w.h.engine.upgrades(), 1);
 }

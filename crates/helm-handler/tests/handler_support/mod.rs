@@ -13,7 +13,7 @@ use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::registry::{SourceContext, SourceRegistry};
 use componentkit::crd::{Component, ComponentSpec, ComponentStatus};
 use componentkit::handler::{Handler, HandlerContext, HandlerOutcome, Outcome};
-use helm_handler::credentials::{CredentialResolver, FileSecretStore};
+use helm_handler::credentials::{CredentialResolver, FileSecretStore, SecretData, SecretStore};
 use helm_handler::handler::{
     Failure, HelmHandler, HelmHandlerParts, NamespaceContents, Namespaces, Readiness,
     ReadinessProbe, SecretIndex,
@@ -290,6 +290,30 @@ impl Namespaces for FakeNamespaces {
     }
 }
 
+/// Secrets that tests can change while the handler runs (rotation, creation).
+#[derive(Default)]
+pub struct MutableSecrets {
+    store: Mutex<FileSecretStore>,
+}
+
+impl MutableSecrets {
+    pub fn put(&self, namespace: &str, name: &str, data: SecretData) {
+        self.store.lock().unwrap().insert(namespace, name, data);
+    }
+}
+
+#[async_trait]
+impl SecretStore for MutableSecrets {
+    async fn get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<SecretData>, helm_handler::error::Error> {
+        let store = self.store.lock().unwrap().clone();
+        store.get(namespace, name).await
+    }
+}
+
 /// `spec.config` with an OCI source on a plain-HTTP test registry.
 pub fn oci_config(release: &str, chart: &str, values: Value) -> Value {
     json!({
@@ -326,6 +350,10 @@ impl Harness {
     pub fn with_secrets(fill: impl FnOnce(&mut FileSecretStore)) -> Self {
         let mut store = FileSecretStore::new();
         fill(&mut store);
+        Self::with_store(Arc::new(store))
+    }
+
+    pub fn with_store(store: Arc<dyn SecretStore>) -> Self {
         let cache_dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(FakeEngine::default());
         let readiness = Arc::new(FakeReadiness::default());
@@ -338,7 +366,7 @@ impl Harness {
             engine: engine.clone(),
             readiness: readiness.clone(),
             namespaces: namespaces.clone(),
-            secrets: Arc::new(store),
+            secrets: store,
             resolver: CredentialResolver::new(SYSTEM_NAMESPACE),
             sources: source_registry(cache_dir.path()),
             metrics: metrics.clone(),
