@@ -423,7 +423,12 @@ impl HelmHandler {
                 ));
             }
         }
-        let manifest = self.engine.get_manifest(release).await?;
+        // `helm status -o json` usually carries the manifest; ask for it only when not.
+        let manifest = if info.manifest.trim().is_empty() {
+            self.engine.get_manifest(release).await?
+        } else {
+            info.manifest.clone()
+        };
         match self.readiness.assess(namespace, &manifest).await? {
             Readiness::Ready => Ok(HandlerOutcome::done()),
             Readiness::Progressing(reason) => Ok(HandlerOutcome::in_progress(
