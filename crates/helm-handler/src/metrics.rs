@@ -14,11 +14,10 @@
 //! | `chart_cache_hits_total` / `chart_cache_misses_total` | counter | — |
 //! | `chart_bytes_downloaded_total` | counter | — |
 //! | `release_operations_total` | counter | `operation` (install, upgrade, uninstall), `result` (ok, error) |
-//! | `errors_total` | counter | `category` (config, auth, not_found, network, tls, integrity, io, conflict, timeout, internal) |
+//! | `errors_total` | counter | `category` (Config, Auth, NotFound, Network, Tls, Integrity, Io, Conflict, Timeout, Internal) |
 //! | `leader` | gauge | — (1 when this replica holds the lease, or leader election is off) |
 //! | `build_info` | gauge | `version` |
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
@@ -275,7 +274,7 @@ impl Metrics {
             .inc();
     }
 
-    /// Records an error by its category name (snake_case, e.g. `not_found`).
+    /// Records an error by its category name (`ErrorCategory::as_str`, e.g. `NotFound`).
     pub fn observe_error(&self, category: &str) {
         self.errors
             .get_or_create(&CategoryLabels {
@@ -422,18 +421,6 @@ async fn readyz(State(state): State<ServerState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, text).into_response()
     }
-}
-
-/// Binds `addr` and returns the bound address plus a future serving the endpoints until
-/// `shutdown` resolves. Binding errors (address in use, permission) are returned at once.
-pub async fn bind(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-) -> std::io::Result<(SocketAddr, tokio::net::TcpListener, Router)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    Ok((local, listener, router(metrics, health)))
 }
 
 /// Serves the endpoints on `listener` until `shutdown` resolves.
