@@ -19,7 +19,6 @@ use chart_source::LocatedChart;
 use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::registry::{SourceContext, SourceRegistry};
 use componentkit::crd::Component;
-use serde_json::json;
 
 use crate::config::HelmConfig;
 use crate::credentials::{CredentialResolver, FileSecretStore};
@@ -84,25 +83,55 @@ pub struct PullResult {
 }
 
 impl PullResult {
-    pub fn json(&self) -> serde_json::Value {
-        match &self.result {
-            Ok(chart) => json!({
-                "component": self.component,
-                "source": self.source,
-                "chart": chart.name,
-                "version": chart.version,
-                "digest": chart.digest.to_string(),
-                "path": chart.path,
-                "cacheHit": chart.cache_hit,
+    /// The JSON line, keys in the documented order.
+    pub fn json(&self) -> String {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Located<'a> {
+            component: &'a str,
+            source: Option<&'a str>,
+            chart: &'a str,
+            version: &'a str,
+            digest: String,
+            path: &'a std::path::Path,
+            cache_hit: bool,
+        }
+        #[derive(serde::Serialize)]
+        struct Failed<'a> {
+            component: &'a str,
+            error: ErrorJson<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct ErrorJson<'a> {
+            category: &'a str,
+            message: String,
+        }
+        let line = match &self.result {
+            Ok(chart) => serde_json::to_string(&Located {
+                component: &self.component,
+                source: self.source.as_deref(),
+                chart: &chart.name,
+                version: &chart.version,
+                digest: chart.digest.to_string(),
+                path: &chart.path,
+                cache_hit: chart.cache_hit,
             }),
             Err(e) => {
                 let category = category_label(e.category());
-                json!({
-                    "component": self.component,
-                    "error": { "category": category, "message": message_of(e, category) },
+                serde_json::to_string(&Failed {
+                    component: &self.component,
+                    error: ErrorJson {
+                        category,
+                        message: message_of(e, category),
+                    },
                 })
             }
-        }
+        };
+        // Serialising strings and bools cannot fail; keep a valid line regardless.
+        line.unwrap_or_else(|e| {
+            serde_json::json!({"component": self.component, "error": {"category": "internal", "message": e.to_string()}})
+                .to_string()
+        })
     }
 
     pub fn text(&self) -> String {
