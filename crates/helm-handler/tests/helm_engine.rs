@@ -57,7 +57,12 @@ case "$1" in
   upgrade)
     if [ -n "$FAKE_HELM_SLEEP" ]; then sleep "$FAKE_HELM_SLEEP"; fi
     cat "$FAKE_HELM_UPGRADE_JSON" ;;
-  status) echo 'Error: release: not found' >&2; date +%s%N > "$d/end"; exit 1 ;;
+  status)
+    if [ -n "$FAKE_HELM_STDERR_FLOOD" ]; then head -c "$FAKE_HELM_STDERR_FLOOD" /dev/zero | tr '\0' 'w' >&2; echo >&2; fi
+    echo 'Error: release: not found' >&2; date +%s%N > "$d/end"; exit 1 ;;
+  get)
+    if [ -n "$FAKE_HELM_FLOOD" ]; then head -c "$FAKE_HELM_FLOOD" /dev/zero; fi
+    echo "---" ;;
   hang) echo $$ > "$rec/hang.pid"; exec sleep 30 ;;
   *) echo "---" ;;
 esac
@@ -710,4 +715,24 @@ async fn real_helm_template_and_client_dry_run_on_a_registry_chart() {
         err.to_string().contains("image.digest is required"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn output_is_bounded() {
+    use helm_handler::helm::command::{MAX_STDERR, MAX_STDOUT};
+    let fake = fake_helm();
+    let mut options = fake.options();
+    options
+        .extra_env
+        .insert("FAKE_HELM_FLOOD".into(), (MAX_STDOUT + 1).to_string());
+    options.extra_env.insert(
+        "FAKE_HELM_STDERR_FLOOD".into(),
+        (4 * MAX_STDERR).to_string(),
+    );
+    let engine = HelmEngine::new(options).unwrap();
+    let release = Release::new("web", "apps");
+    let err = engine.get_manifest(&release).await.unwrap_err();
+    assert!(matches!(err, HelmError::OutputTooLarge { .. }), "{err}");
+    // A megabyte of warnings before helm's error: the error (printed last) still decides.
+    assert!(engine.status(&release).await.unwrap().is_none());
 }

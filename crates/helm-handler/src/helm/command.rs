@@ -11,7 +11,7 @@ use super::errors::HelmError;
 
 /// At most this many bytes of stdout are accepted (manifests of big charts are a few MiB).
 pub const MAX_STDOUT: usize = 64 * 1024 * 1024;
-/// At most this many bytes of stderr are kept (the rest is read and dropped).
+/// At most this many bytes of stderr are kept: the last ones (the rest is read and dropped).
 pub const MAX_STDERR: usize = 256 * 1024;
 
 /// What a finished helm process printed.
@@ -32,11 +32,21 @@ impl Output {
     }
 }
 
+/// Which part of an over-long stream to keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    /// The first `cap` bytes (stdout: anything longer is an error anyway).
+    Head,
+    /// The last `cap` bytes (stderr: helm prints its error last, after any warnings).
+    Tail,
+}
+
 /// Reads a stream to its end, keeping at most `cap` bytes. Returns the bytes and whether
-/// more were dropped.
+/// some were dropped.
 async fn read_capped<R: AsyncRead + Unpin>(
     reader: Option<R>,
     cap: usize,
+    keep: Keep,
 ) -> std::io::Result<(Vec<u8>, bool)> {
     let Some(mut reader) = reader else {
         return Ok((Vec::new(), false));
@@ -49,12 +59,27 @@ async fn read_capped<R: AsyncRead + Unpin>(
         if n == 0 {
             break;
         }
-        let room = cap.saturating_sub(kept.len());
-        let take = n.min(room);
-        kept.extend_from_slice(&chunk[..take]);
-        if take < n {
-            dropped = true;
+        match keep {
+            Keep::Head => {
+                let take = n.min(cap.saturating_sub(kept.len()));
+                kept.extend_from_slice(&chunk[..take]);
+                dropped |= take < n;
+            }
+            Keep::Tail => {
+                kept.extend_from_slice(&chunk[..n]);
+                // Trim in batches so that trimming stays linear overall.
+                if kept.len() > cap.saturating_mul(2) {
+                    let excess = kept.len() - cap;
+                    kept.drain(..excess);
+                    dropped = true;
+                }
+            }
         }
+    }
+    if keep == Keep::Tail && kept.len() > cap {
+        let excess = kept.len() - cap;
+        kept.drain(..excess);
+        dropped = true;
     }
     Ok((kept, dropped))
 }
@@ -92,8 +117,8 @@ pub async fn run(
     };
     let finished = tokio::time::timeout(timeout, async {
         tokio::join!(
-            read_capped(stdout, MAX_STDOUT),
-            read_capped(stderr, MAX_STDERR),
+            read_capped(stdout, MAX_STDOUT, Keep::Head),
+            read_capped(stderr, MAX_STDERR, Keep::Tail),
             child.wait()
         )
     })
@@ -123,4 +148,29 @@ pub async fn run(
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn caps_keep_head_or_tail() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let (head, dropped) = read_capped(Some(&data[..]), 1000, Keep::Head)
+            .await
+            .unwrap();
+        assert!(dropped);
+        assert_eq!(head, data[..1000]);
+        let (tail, dropped) = read_capped(Some(&data[..]), 1000, Keep::Tail)
+            .await
+            .unwrap();
+        assert!(dropped);
+        assert_eq!(tail, data[data.len() - 1000..]);
+        let (all, dropped) = read_capped(Some(&data[..10]), 1000, Keep::Tail)
+            .await
+            .unwrap();
+        assert!(!dropped);
+        assert_eq!(all, data[..10]);
+    }
 }

@@ -298,9 +298,22 @@ const RULES: &[(Diagnosis, &[&str])] = &[
     ),
 ];
 
+/// The part of helm's stderr that holds its error: from the first `Error:` line on (helm
+/// prints warnings and log lines before it), or everything when there is none.
+fn error_part(stderr: &str) -> &str {
+    let mut offset = 0;
+    for line in stderr.split_inclusive('\n') {
+        if line.starts_with("Error:") {
+            return &stderr[offset..];
+        }
+        offset += line.len();
+    }
+    stderr
+}
+
 /// Classifies helm's stderr.
 pub fn diagnose(stderr: &str) -> Diagnosis {
-    let lower = stderr.to_ascii_lowercase();
+    let lower = error_part(stderr).to_ascii_lowercase();
     RULES
         .iter()
         .find(|(_, needles)| needles.iter().any(|n| lower.contains(n)))
@@ -308,10 +321,10 @@ pub fn diagnose(stderr: &str) -> Diagnosis {
         .unwrap_or(Diagnosis::Other)
 }
 
-/// helm's stderr as an error message: helm's `Error: ` prefix and its `--debug` hint
-/// removed, whitespace trimmed, capped at [`MAX_ERROR_MESSAGE`] bytes.
+/// helm's stderr as an error message: the error part (warnings before it dropped), helm's
+/// `Error: ` prefix and its `--debug` hint removed, whitespace trimmed, capped at [`MAX_ERROR_MESSAGE`] bytes.
 pub fn clean_message(stderr: &str) -> String {
-    let kept: Vec<&str> = stderr
+    let kept: Vec<&str> = error_part(stderr)
         .lines()
         .filter(|l| !l.trim_start().starts_with("Use --debug flag"))
         .filter(|l| !l.trim_start().starts_with("level=INFO"))
@@ -383,6 +396,17 @@ mod tests {
         assert!(m.len() <= MAX_ERROR_MESSAGE + "… (truncated)".len());
         assert!(m.ends_with("(truncated)"));
         assert_eq!(clean_message("  \n"), "(no message on stderr)");
+        // Warnings before the error are dropped, and do not decide the diagnosis.
+        let stderr = "W1123 09:00:00 warnings.go:70] connection refused by a webhook, retrying\n\
+                      walk.go:75: found symbolic link in path\n\
+                      Error: release: not found\n";
+        assert_eq!(clean_message(stderr), "release: not found");
+        assert_eq!(diagnose(stderr), Diagnosis::ReleaseNotFound);
+        let warnings_only = "W1123 warnings.go:70] something\n";
+        assert_eq!(
+            clean_message(warnings_only),
+            "W1123 warnings.go:70] something"
+        );
     }
 
     #[test]
