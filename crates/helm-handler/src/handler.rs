@@ -38,6 +38,9 @@ use crate::metrics::{Metrics, Operation, ReconcileResult, ReleaseOperation};
 pub use self::secret_index::{ObjectKey, SecretIndex};
 pub use self::status::{ChartStatus, DesiredState, HandlerStatus, values_hash};
 
+/// Start of the description helm records for each revision the handler deploys, followed
+/// by `namespace/name` of the Component; marks which Component owns a release.
+pub const RELEASE_DESCRIPTION_PREFIX: &str = "helm-handler: Component ";
 /// Requeue after an install/upgrade was started.
 pub const REQUEUE_AFTER_DEPLOY: Duration = Duration::from_secs(2);
 /// Requeue while the release's objects are progressing.
@@ -307,6 +310,22 @@ impl HelmHandler {
             tracing::debug!(release = %release_name, revision = cur.revision, "desired state unchanged; no upgrade");
             return self.observe_release(&release).await;
         }
+        // Never take over a release another Component deployed: two Components would fight.
+        let this = format!("{}/{}", cx.namespace(), cx.name());
+        if let Some(cur) = &current
+            && previous
+                .as_ref()
+                .is_none_or(|p| p.release_name != release_name || p.release_namespace != namespace)
+            && let Some(owner) = cur.description.strip_prefix(RELEASE_DESCRIPTION_PREFIX)
+            && owner != this
+        {
+            return Err(Failure::new(
+                ErrorCategory::Config,
+                format!(
+                    "release {namespace}/{release_name} belongs to Component {owner}; choose another releaseName (or uninstall it: helm uninstall {release_name} -n {namespace})"
+                ),
+            ));
+        }
         if let Some(cur) = &current
             && cur.status.is_pending()
         {
@@ -349,11 +368,7 @@ impl HelmHandler {
         };
         let options = UpgradeOptions {
             create_namespace: config.manage_namespace,
-            description: Some(format!(
-                "helm-handler: Component {}/{}",
-                cx.namespace(),
-                cx.name()
-            )),
+            description: Some(format!("{RELEASE_DESCRIPTION_PREFIX}{this}")),
             ..UpgradeOptions::default()
         };
         let result = self

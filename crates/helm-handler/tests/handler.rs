@@ -590,3 +590,34 @@ async fn moving_a_release_cleans_up_the_namespace_it_created() {
     assert_eq!(status.release_namespace, "new-ns");
     assert!(status.namespace_created);
 }
+
+#[tokio::test]
+async fn a_release_of_another_component_is_not_taken_over() {
+    let registry = registry_with(&[("web", "1.0.0")]);
+    let h = Harness::new();
+    let chart = registry.oci_ref("charts/web", "1.0.0");
+    h.engine.preinstall_for("apps", "web", "apps/first");
+    let mut c = h.component("apps", "second", oci_config("web", &chart, json!({})));
+    match h.apply(&mut c).await {
+        Outcome::Failed { category, message } => {
+            assert_eq!(category, ErrorCategory::Config);
+            assert!(message.contains("apps/first"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.engine.upgrades(), 0);
+
+    // Its own release (description written by the handler) is upgraded as usual, also
+    // when the status was lost.
+    let mut first = h.component("apps", "first", oci_config("web", &chart, json!({})));
+    assert!(matches!(
+        h.apply(&mut first).await,
+        Outcome::InProgress { .. }
+    ));
+    first.status = None;
+    assert!(matches!(
+        h.apply(&mut first).await,
+        Outcome::InProgress { .. }
+    ));
+    assert_eq!(h.engine.upgrades(), 2);
+}

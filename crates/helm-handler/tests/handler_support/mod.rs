@@ -105,6 +105,14 @@ impl FakeEngine {
             .insert(r.to_string(), info(&r, 1, ReleaseStatus::Deployed));
     }
 
+    /// A release deployed for another Component (its helm description says so).
+    pub fn preinstall_for(&self, namespace: &str, name: &str, component: &str) {
+        let r = Release::new(name, namespace);
+        let mut i = info(&r, 1, ReleaseStatus::Deployed);
+        i.description = format!("helm-handler: Component {component}");
+        self.state.lock().unwrap().releases.insert(r.to_string(), i);
+    }
+
     /// Removes a release behind the handler's back.
     pub fn remove(&self, namespace: &str, name: &str) {
         self.state
@@ -160,7 +168,10 @@ impl ReleaseEngine for FakeEngine {
             .get(&release.to_string())
             .map(|r| r.revision + 1)
             .unwrap_or(1);
-        let new = info(release, revision, ReleaseStatus::Deployed);
+        let mut new = info(release, revision, ReleaseStatus::Deployed);
+        if let Some(d) = &options.description {
+            new.description = d.clone();
+        }
         s.releases.insert(release.to_string(), new.clone());
         Ok(new)
     }
