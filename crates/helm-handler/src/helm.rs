@@ -9,6 +9,7 @@
 //! | [`HelmEngine::status`] | `helm status NAME --namespace NS --output json` |
 //! | [`HelmEngine::get_manifest`] | `helm get manifest NAME --namespace NS` |
 //! | [`HelmEngine::uninstall`] | `helm uninstall NAME --namespace NS --timeout Ts` |
+//! | [`HelmEngine::rollback`] | `helm rollback NAME [REVISION] --namespace NS --history-max N --timeout Ts` |
 //! | [`HelmEngine::template`] | `helm template NAME CHART.tgz --namespace NS --include-crds -f VALUES.json` |
 //!
 //! (`--kube-context C` is added to the cluster operations when configured.) No `--wait`:
@@ -114,6 +115,17 @@ pub trait ReleaseEngine: Send + Sync {
         chart: &Path,
         values: &Map<String, Value>,
     ) -> Result<String, HelmError>;
+    /// `helm rollback` to `revision` (the previous one when `None`): the way out of a release
+    /// left `pending-upgrade`/`pending-rollback` by a killed helm. Engines that cannot roll
+    /// back say so.
+    async fn rollback(&self, release: &Release, revision: Option<u64>) -> Result<(), HelmError> {
+        let _ = revision;
+        Err(HelmError::Failed {
+            operation: "rollback",
+            exit: "-".into(),
+            message: format!("this engine cannot roll back release {release}"),
+        })
+    }
 }
 
 /// The private directories helm is given.
@@ -494,6 +506,28 @@ impl ReleaseEngine for HelmEngine {
             Err(e) if e.is_release_not_found() => Ok(UninstallOutcome::AlreadyGone),
             Err(e) => Err(e),
         }
+    }
+
+    /// `helm rollback NAME [REVISION]` (no `--wait`).
+    async fn rollback(&self, release: &Release, revision: Option<u64>) -> Result<(), HelmError> {
+        release.validate()?;
+        let _guard = self.locks.lock(release).await;
+        let mut args: Vec<OsString> = vec!["rollback".into(), release.name.clone().into()];
+        if let Some(revision) = revision {
+            args.push(revision.to_string().into());
+        }
+        args.extend([
+            "--namespace".into(),
+            release.namespace.clone().into(),
+            "--history-max".into(),
+            self.options.history_max.to_string().into(),
+            "--timeout".into(),
+            Self::helm_timeout_arg(self.options.timeout),
+        ]);
+        self.cluster_args(&mut args);
+        self.run_checked("rollback", release, args, None)
+            .await
+            .map(|_| ())
     }
 
     /// `helm template` (offline, CRDs included): the manifests an install would apply.

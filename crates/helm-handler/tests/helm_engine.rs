@@ -273,6 +273,8 @@ async fn other_command_lines() {
         .template(&release, Path::new("/c.tgz"), &Map::new())
         .await
         .unwrap();
+    engine.rollback(&release, Some(3)).await.unwrap();
+    engine.rollback(&release, None).await.unwrap();
     let argvs: Vec<String> = fake
         .calls()
         .iter()
@@ -296,6 +298,14 @@ async fn other_command_lines() {
         argvs[3]
     );
     assert!(!argvs[3].contains("--kube-context"), "template is offline");
+    assert_eq!(
+        argvs[4],
+        "rollback web 3 --namespace apps --history-max 5 --timeout 26s --kube-context ctx"
+    );
+    assert_eq!(
+        argvs[5],
+        "rollback web --namespace apps --history-max 5 --timeout 26s --kube-context ctx"
+    );
 }
 
 #[tokio::test]
