@@ -15,6 +15,23 @@ use test_support::{Chart, HttpAccessEntry, HttpRepo, HttpRepoOptions};
 
 const VERSIONS: &[&str] = &["0.9.0", "1.0.0", "1.2.0", "1.2.5", "1.10.0", "2.0.0-rc.1"];
 
+/// The real components these tests need; a test without them is skipped, saying why.
+fn available() -> bool {
+    let helm = test_support::helm_bin();
+    let ok = std::process::Command::new(&helm)
+        .arg("version")
+        .output()
+        .is_ok()
+        && Path::new("/usr/sbin/nginx").exists();
+    if !ok {
+        eprintln!(
+            "SKIPPED: needs helm ({}) and nginx (/usr/sbin/nginx): run scripts/dev-setup",
+            helm.display()
+        );
+    }
+    ok
+}
+
 /// Charts packaged once per test binary: `mychart` in several versions, `other` 3.1.0.
 fn charts() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -110,6 +127,9 @@ fn gets(log: &[HttpAccessEntry], suffix: &str) -> Vec<HttpAccessEntry> {
 
 #[tokio::test]
 async fn exact_version_is_downloaded_verified_and_then_served_from_cache() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions::default());
     let env = env();
     let first = env
@@ -145,6 +165,9 @@ async fn exact_version_is_downloaded_verified_and_then_served_from_cache() {
 
 #[tokio::test]
 async fn constraint_forms_pick_the_highest_match() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions::default());
     let env = env();
     for (constraint, want) in [
@@ -187,6 +210,9 @@ async fn constraint_forms_pick_the_highest_match() {
 
 #[tokio::test]
 async fn prerelease_only_repository_needs_a_prerelease_constraint() {
+    if !available() {
+        return;
+    }
     let files = subset(&["mychart-2.0.0-rc.1.tgz"]);
     let repo = HttpRepo::start(files.path(), HttpRepoOptions::default()).unwrap();
     let env = env();
@@ -208,6 +234,9 @@ async fn prerelease_only_repository_needs_a_prerelease_constraint() {
 
 #[tokio::test]
 async fn relative_urls_resolve_under_a_sub_path_with_or_without_trailing_slash() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions {
         sub_path: Some("charts/stable".into()),
         ..Default::default()
@@ -238,6 +267,9 @@ async fn relative_urls_resolve_under_a_sub_path_with_or_without_trailing_slash()
 
 #[tokio::test]
 async fn absolute_chart_urls_are_followed() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions {
         index_url: Some("{origin}/".into()),
         ..Default::default()
@@ -257,6 +289,9 @@ async fn absolute_chart_urls_are_followed() {
 
 #[tokio::test]
 async fn digest_mismatch_is_an_integrity_error_and_nothing_is_cached() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions::default());
     let index_path = repo.dir().join("index.yaml");
     let index = std::fs::read_to_string(&index_path).unwrap();
@@ -284,6 +319,9 @@ async fn digest_mismatch_is_an_integrity_error_and_nothing_is_cached() {
 
 #[tokio::test]
 async fn basic_auth_is_required_and_refused_credentials_are_auth_errors() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions {
         basic_auth: true,
         ..Default::default()
@@ -324,6 +362,9 @@ async fn basic_auth_is_required_and_refused_credentials_are_auth_errors() {
 
 #[tokio::test]
 async fn missing_chart_or_version_is_not_found_with_nearest_versions() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions::default());
     let env = env();
     let err = env
@@ -366,6 +407,9 @@ async fn missing_chart_or_version_is_not_found_with_nearest_versions() {
 
 #[tokio::test]
 async fn unchanged_index_is_revalidated_with_304_without_reparse_or_redownload() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions::default());
     let env = env_with(HttpLimits {
         index_ttl: Duration::ZERO,
@@ -407,6 +451,9 @@ async fn unchanged_index_is_revalidated_with_304_without_reparse_or_redownload()
 
 #[tokio::test]
 async fn ttl_expiry_triggers_a_revalidation() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions::default());
     let env = env_with(HttpLimits {
         index_ttl: Duration::from_millis(700),
@@ -438,6 +485,9 @@ async fn ttl_expiry_triggers_a_revalidation() {
 
 #[tokio::test]
 async fn malformed_index_is_an_integrity_error_with_its_line() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions::default());
     std::fs::write(
         repo.dir().join("index.yaml"),
@@ -457,6 +507,9 @@ async fn malformed_index_is_an_integrity_error_with_its_line() {
 
 #[tokio::test]
 async fn oversized_index_is_refused() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions::default());
     let env = env_with(HttpLimits {
         max_index_bytes: 512,
@@ -473,6 +526,9 @@ async fn oversized_index_is_refused() {
 
 #[tokio::test]
 async fn slow_response_times_out_as_a_network_error() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions {
         sub_path: Some("slow".into()),
         extra_locations: Some("location /slow/ { limit_rate 64; }".into()),
@@ -494,6 +550,9 @@ async fn slow_response_times_out_as_a_network_error() {
 
 #[tokio::test]
 async fn refused_connection_is_a_network_error() {
+    if !available() {
+        return;
+    }
     let mut repo = start(HttpRepoOptions::default());
     let url = repo.url();
     repo.stop();
@@ -506,6 +565,9 @@ async fn refused_connection_is_a_network_error() {
 
 #[tokio::test]
 async fn tls_with_the_repository_ca_and_without_it() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions {
         tls: true,
         ..Default::default()
@@ -557,6 +619,9 @@ async fn cross_host(
 
 #[tokio::test]
 async fn credentials_are_not_sent_to_another_host() {
+    if !available() {
+        return;
+    }
     let (a, b, result) = cross_host(false).await;
     assert_eq!(result.unwrap().version, "1.0.0");
     let a_log = a.access_log();
@@ -577,6 +642,9 @@ async fn credentials_are_not_sent_to_another_host() {
 
 #[tokio::test]
 async fn pass_credentials_sends_them_to_the_chart_host() {
+    if !available() {
+        return;
+    }
     let (_a, b, result) = cross_host(true).await;
     assert_eq!(result.unwrap().version, "1.0.0");
     let b_log = b.access_log();
@@ -587,6 +655,9 @@ async fn pass_credentials_sends_them_to_the_chart_host() {
 
 #[tokio::test]
 async fn credentials_never_follow_a_redirect_to_another_host() {
+    if !available() {
+        return;
+    }
     let b = start(HttpRepoOptions {
         bind_ip: Some(Ipv4Addr::new(127, 0, 0, 2)),
         ..Default::default()
@@ -630,6 +701,9 @@ async fn credentials_never_follow_a_redirect_to_another_host() {
 
 #[tokio::test]
 async fn concurrent_locates_share_one_index_fetch_and_one_download() {
+    if !available() {
+        return;
+    }
     let repo = start(HttpRepoOptions::default());
     let env = env();
     let mut tasks = Vec::new();
@@ -650,6 +724,9 @@ async fn concurrent_locates_share_one_index_fetch_and_one_download() {
 
 #[tokio::test]
 async fn index_cache_is_bounded() {
+    if !available() {
+        return;
+    }
     let r1 = start(HttpRepoOptions::default());
     let r2 = start(HttpRepoOptions::default());
     let env = env_with(HttpLimits {
