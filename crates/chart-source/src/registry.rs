@@ -16,12 +16,17 @@ use crate::spec::SourceSpec;
 #[derive(Clone)]
 pub struct SourceContext {
     pub cache: Arc<ChartCache>,
+    /// HTTP repositories: clients and the parsed-index cache (TTL, conditional requests).
+    pub http: Arc<crate::http::HttpShared>,
 }
 
 impl SourceContext {
     /// A context over `cache`, with every source type's shared state at its defaults.
     pub fn new(cache: Arc<ChartCache>) -> Self {
-        SourceContext { cache }
+        SourceContext {
+            cache,
+            http: Arc::new(crate::http::HttpShared::default()),
+        }
     }
 }
 
@@ -53,7 +58,7 @@ impl SourceRegistry {
             factories: HashMap::new(),
         };
         registry.register(crate::oci::OciFactory);
-        registry.register(crate::http::HttpFactory::default());
+        registry.register(crate::http::HttpFactory);
         registry
     }
 

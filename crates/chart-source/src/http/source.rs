@@ -314,24 +314,10 @@ impl ChartSource for HttpSource {
     }
 }
 
-/// Registers HTTP sources in [`crate::registry::SourceRegistry`]. It holds the process's
-/// [`HttpShared`] (index cache, clients): `SourceRegistry::new` registers one with default
-/// limits; to choose the limits or read the counters, register your own:
-/// `registry.register(HttpFactory::new(shared.clone()))` (it replaces the default).
-#[derive(Debug, Clone, Default)]
-pub struct HttpFactory {
-    shared: Arc<HttpShared>,
-}
-
-impl HttpFactory {
-    pub fn new(shared: Arc<HttpShared>) -> Self {
-        HttpFactory { shared }
-    }
-
-    pub fn shared(&self) -> &Arc<HttpShared> {
-        &self.shared
-    }
-}
+/// Registers HTTP sources in [`crate::registry::SourceRegistry`]; the sources share the
+/// context's [`HttpShared`] (`SourceContext::http`: index cache, clients, counters).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpFactory;
 
 impl crate::registry::SourceFactory for HttpFactory {
     fn type_name(&self) -> &'static str {
@@ -349,7 +335,7 @@ impl crate::registry::SourceFactory for HttpFactory {
                 spec.clone(),
                 auth,
                 ctx.cache.clone(),
-                self.shared.clone(),
+                ctx.http.clone(),
             )?)),
             other => Err(Error::config(
                 "source.type",
