@@ -744,3 +744,41 @@ async fn index_cache_is_bounded() {
         "{stats:?}"
     );
 }
+
+#[tokio::test]
+async fn same_host_redirects_keep_the_credentials() {
+    if !available() {
+        return;
+    }
+    let repo = start(HttpRepoOptions {
+        basic_auth: true,
+        sub_path: Some("charts".into()),
+        extra_locations: Some("location /old/ { rewrite ^/old/(.*)$ /charts/$1 redirect; }".into()),
+        ..Default::default()
+    });
+    let env = env();
+    let old_url = format!("{}/old/", repo.origin());
+    let located = env
+        .source(spec(&old_url, "mychart", "~1.2"), basic(&repo))
+        .locate()
+        .await
+        .unwrap();
+    assert_eq!(located.version, "1.2.5");
+    let log = repo.access_log();
+    let redirected: Vec<_> = log.iter().filter(|e| e.path.starts_with("/old/")).collect();
+    assert!(
+        redirected.len() == 2 && redirected.iter().all(|e| e.status == 302),
+        "{log:?}"
+    );
+    let served: Vec<_> = log
+        .iter()
+        .filter(|e| e.path.starts_with("/charts/"))
+        .collect();
+    assert!(
+        served.len() == 2
+            && served
+                .iter()
+                .all(|e| e.status == 200 && e.had_authorization),
+        "{log:?}"
+    );
+}
