@@ -24,7 +24,11 @@ pub fn main(_args: CrdArgs) -> ExitCode {
     match crd_yaml() {
         Ok(yaml) => {
             let mut out = std::io::stdout().lock();
-            if out.write_all(yaml.as_bytes()).and_then(|()| out.flush()).is_err() {
+            if out
+                .write_all(yaml.as_bytes())
+                .and_then(|()| out.flush())
+                .is_err()
+            {
                 return ExitCode::from(1);
             }
             ExitCode::SUCCESS
