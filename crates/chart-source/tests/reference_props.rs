@@ -88,6 +88,13 @@ proptest! {
     }
 
     #[test]
+    fn rejections_name_the_reference(s in "oci://[a-z0-9.:/@_+\\[\\]-]{0,80}") {
+        if let Err(e) = OciReference::parse(&s) {
+            prop_assert!(e.to_string().contains(&s), "{e}");
+        }
+    }
+
+    #[test]
     fn valid_references_round_trip(s in reference()) {
         let r = OciReference::parse(&s).map_err(|e| TestCaseError::fail(format!("{s}: {e}")))?;
         prop_assert_eq!(r.to_string(), s.clone());

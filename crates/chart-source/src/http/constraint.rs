@@ -75,6 +75,8 @@ impl Constraint {
                 let shown = part.trim();
                 if shown.is_empty() {
                     format!("invalid version constraint {input:?}: empty alternative")
+                } else if shown == input.trim() {
+                    format!("invalid version constraint {input:?}: {reason}")
                 } else {
                     format!("invalid version constraint {input:?}: `{shown}`: {reason}")
                 }
