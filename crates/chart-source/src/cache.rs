@@ -33,8 +33,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 
+use crate::archive::ChartMeta;
 use crate::digest::{Digest, Hasher};
-use crate::error::{Error, Result};
+use crate::error::{Category, Error, Result};
 
 const BLOB_DIR: &str = "sha256";
 const REF_DIR: &str = "refs";
@@ -75,6 +76,22 @@ pub struct CachedEntry {
 pub struct RefRecord {
     pub digest: Digest,
     pub resolved_at: SystemTime,
+    /// How the source served the chart. A chart served without credentials is public:
+    /// any locate may take it from the cache. One served only with credentials is not
+    /// handed to a locate that has not shown the source accepts its own credentials.
+    pub access: Access,
+}
+
+/// How a source served a chart (see [`RefRecord::access`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Access {
+    /// Served to an anonymous request.
+    Public,
+    /// Served to a request with credentials (the default of records written before this
+    /// field existed: the safe reading).
+    #[default]
+    Private,
 }
 
 impl RefRecord {
@@ -92,6 +109,8 @@ struct RefFile {
     key: String,
     digest: Digest,
     resolved_at_unix: u64,
+    #[serde(default)]
+    access: Access,
 }
 
 /// Counters for metrics. Monotonic except `entries` and `bytes` (current size).
@@ -343,6 +362,51 @@ impl ChartCache {
         }
     }
 
+    /// The entry for `digest` if it is intact and passes `check` (the caller's archive
+    /// checks), pinned while it is checked. `None` when it is missing or corrupted on disk —
+    /// a corrupted entry is removed, so the caller downloads it again. An intact entry that
+    /// fails the checks is an error: downloading it again would give the same bytes.
+    pub async fn intact<F, Fut>(
+        &self,
+        digest: &Digest,
+        check: F,
+    ) -> Result<Option<(PathBuf, ChartMeta)>>
+    where
+        F: FnOnce(PathBuf) -> Fut,
+        Fut: std::future::Future<Output = Result<ChartMeta>>,
+    {
+        let Some(entry) = self.lookup(digest) else {
+            return Ok(None);
+        };
+        let _pin = self.pin(digest);
+        match check(entry.path.clone()).await {
+            Ok(meta) if meta.digest == *digest => Ok(Some((entry.path, meta))),
+            Ok(_) => {
+                tracing::warn!(digest = %digest, "cached chart does not match its digest: downloading again");
+                self.remove(digest)?;
+                Ok(None)
+            }
+            Err(e) if e.category() == Category::Integrity => {
+                // Corrupted on disk, or a chart that fails the checks: tell them apart.
+                let path = entry.path;
+                let actual = tokio::task::spawn_blocking(move || {
+                    std::fs::read(&path).map(|b| Digest::of(&b))
+                })
+                .await
+                .ok()
+                .and_then(|r| r.ok());
+                if actual.as_ref() == Some(digest) {
+                    Err(e)
+                } else {
+                    tracing::warn!(digest = %digest, "cached chart is corrupted: downloading again");
+                    self.remove(digest)?;
+                    Ok(None)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Keeps `digest`'s entry from eviction until the returned guard is dropped.
     pub fn pin(&self, digest: &Digest) -> Pin<'_> {
         *self.index().pins.entry(*digest).or_insert(0) += 1;
@@ -463,12 +527,18 @@ impl ChartCache {
         Some(RefRecord {
             digest: file.digest,
             resolved_at: UNIX_EPOCH + Duration::from_secs(file.resolved_at_unix),
+            access: file.access,
         })
     }
 
-    /// Records `key` → `digest`, resolved now (atomically replaces an older record).
-    pub fn put_ref(&self, key: &str, digest: &Digest) -> Result<()> {
+    /// Records `key` → `digest`, resolved now (atomically replaces an older record). A key
+    /// once served publicly stays public while it names the same digest.
+    pub fn put_ref(&self, key: &str, digest: &Digest, access: Access) -> Result<()> {
         let path = self.ref_path(key);
+        let access = match self.get_ref(key) {
+            Some(old) if old.digest == *digest && old.access == Access::Public => Access::Public,
+            _ => access,
+        };
         let record = RefFile {
             key: key.to_string(),
             digest: *digest,
@@ -476,6 +546,7 @@ impl ChartCache {
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_secs(),
+            access,
         };
         let bytes =
             serde_json::to_vec(&record).map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
@@ -736,8 +807,9 @@ mod tests {
     fn old_locks_and_dangling_refs_are_pruned() {
         let tmp = tempfile::tempdir().unwrap();
         let c = cache(tmp.path(), 1 << 20);
-        c.put_ref("gone", &Digest::of(b"never stored")).unwrap();
-        c.put_ref("fresh", &Digest::of(b"never stored either"))
+        c.put_ref("gone", &Digest::of(b"never stored"), Access::Public)
+            .unwrap();
+        c.put_ref("fresh", &Digest::of(b"never stored either"), Access::Public)
             .unwrap();
         let lock = tmp.path().join(LOCK_DIR).join("x.lock");
         fs::write(&lock, b"").unwrap();
@@ -761,7 +833,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let c = cache(tmp.path(), 10);
         assert!(c.get_ref("k").is_none());
-        c.put_ref("k", &Digest::of(b"x")).unwrap();
+        c.put_ref("k", &Digest::of(b"x"), Access::Public).unwrap();
         let r = c.get_ref("k").unwrap();
         assert_eq!(r.digest, Digest::of(b"x"));
         assert!(r.age() < Duration::from_secs(5));

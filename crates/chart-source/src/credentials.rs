@@ -70,6 +70,26 @@ impl Credentials {
         }
     }
 
+    /// A one-way identity for cache keys: equal credentials give equal identities within
+    /// this process, and the secret cannot be recovered (sha256 under a random per-process
+    /// salt), so keys may be kept, compared and dropped freely.
+    pub fn identity(&self) -> String {
+        let mut bytes = process_salt().to_vec();
+        match self {
+            Credentials::Basic { username, password } => {
+                bytes.extend_from_slice(b"basic\0");
+                bytes.extend_from_slice(username.as_bytes());
+                bytes.push(0);
+                bytes.extend_from_slice(password.expose().as_bytes());
+            }
+            Credentials::Bearer { token } => {
+                bytes.extend_from_slice(b"bearer\0");
+                bytes.extend_from_slice(token.expose().as_bytes());
+            }
+        }
+        format!("cred-{}", &crate::digest::Digest::of(&bytes).hex()[..32])
+    }
+
     /// A short, secret-free description for messages: `basic (user "ci")`, `bearer token`.
     pub fn describe(&self) -> String {
         match self {
@@ -99,6 +119,21 @@ impl fmt::Display for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.describe())
     }
+}
+
+/// Random per process (std's `RandomState` keys come from the OS), made once.
+fn process_salt() -> &'static [u8; 16] {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static SALT: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
+    SALT.get_or_init(|| {
+        let mut salt = [0u8; 16];
+        for (i, chunk) in salt.chunks_mut(8).enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(i);
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+        salt
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod digest;
 pub mod error;
 pub mod http;
 pub mod oci;
+pub mod oci_clients;
 pub mod reference;
 pub mod registry;
 pub mod source;

@@ -18,7 +18,7 @@
 //! non-chart artifacts → integrity. Messages name the reference, never the credentials.
 
 use std::error::Error as StdError;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -29,10 +29,11 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use crate::archive::{ArchiveLimits, ChartMeta, check_archive};
-use crate::cache::ChartCache;
+use crate::cache::{Access, ChartCache};
 use crate::credentials::Credentials;
 use crate::digest::Digest;
-use crate::error::{Category, Error, Result};
+use crate::error::{Error, Result, chain};
+use crate::oci_clients::{ClientKey, OciClients};
 use crate::source::{ChartSource, LocatedChart, SourceAuth};
 use crate::spec::OciSourceSpec;
 
@@ -51,7 +52,14 @@ const MANIFEST_MEDIA_TYPES: &[&str] = &[
 /// A chart in an OCI registry.
 pub struct OciSource {
     spec: OciSourceSpec,
-    client: Client,
+    /// Where clients come from, and which one this source uses.
+    clients: Arc<OciClients>,
+    client_key: ClientKey,
+    /// PEM blocks of `caSecretRef`, added to the platform's roots.
+    ca_certs: Vec<Vec<u8>>,
+    /// Taken from the pool at the first request: a digest-pinned chart already cached
+    /// needs no client at all.
+    client: OnceLock<Client>,
     /// Holds the secret; never printed (no `Debug` on this struct prints it).
     auth: RegistryAuth,
     auth_description: String,
@@ -70,38 +78,29 @@ impl std::fmt::Debug for OciSource {
 }
 
 impl OciSource {
-    /// Builds the client: protocol, CA and verification settings from the spec, credentials
-    /// from `auth`. A CA bundle without a PEM certificate is a config error.
+    /// Checks the TLS settings and takes the credentials; the client itself comes from a
+    /// private pool (see [`OciSource::with_clients`]) at the first request. A CA bundle
+    /// without a PEM certificate is a config error.
     pub fn new(spec: OciSourceSpec, auth: SourceAuth, cache: Arc<ChartCache>) -> Result<OciSource> {
-        let mut config = ClientConfig {
-            protocol: if spec.plain_http {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            accept_invalid_certificates: spec.tls.insecure_skip_tls_verify,
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(60)),
-            // A chart is never an image index: refuse one rather than pick a platform.
-            platform_resolver: None,
-            ..ClientConfig::default()
-        };
+        let mut ca_certs = Vec::new();
         if let Some(pem) = &auth.ca_pem {
-            let certs = split_pem_certificates(pem);
-            if certs.is_empty() {
+            ca_certs = split_pem_certificates(pem);
+            if ca_certs.is_empty() {
                 return Err(Error::config(
                     "source.caSecretRef",
                     "key `ca.crt` holds no PEM certificate",
                 ));
             }
-            config.extra_root_certificates = certs
-                .into_iter()
-                .map(|data| Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data,
-                })
-                .collect();
         }
+        let client_key = ClientKey {
+            plain_http: spec.plain_http,
+            insecure_skip_tls_verify: spec.tls.insecure_skip_tls_verify,
+            ca: auth.ca_pem.as_deref().map(Digest::of),
+            identity: auth
+                .credentials
+                .as_ref()
+                .map_or_else(|| "anonymous".to_string(), Credentials::identity),
+        };
         let (registry_auth, auth_description) = match &auth.credentials {
             None => (RegistryAuth::Anonymous, "anonymous".to_string()),
             Some(c @ Credentials::Basic { username, password }) => (
@@ -115,12 +114,70 @@ impl OciSource {
         };
         Ok(OciSource {
             spec,
-            client: Client::new(config),
+            clients: Arc::new(OciClients::new(1)),
+            client_key,
+            ca_certs,
+            client: OnceLock::new(),
             auth: registry_auth,
             auth_description,
             cache,
             limits: ArchiveLimits::default(),
         })
+    }
+
+    /// Takes clients from `clients`, shared with other sources (the controller's pool).
+    pub fn with_clients(mut self, clients: Arc<OciClients>) -> Self {
+        self.clients = clients;
+        self
+    }
+
+    /// The client for this source's TLS settings and credentials.
+    fn client(&self) -> Result<&Client> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = self.clients.get(
+            &self.client_key,
+            || self.client_config(),
+            |e| {
+                if self.ca_certs.is_empty() {
+                    Error::Tls {
+                        target: self.target(),
+                        message: format!("cannot set up TLS: {}", chain(&e)),
+                    }
+                } else {
+                    Error::config(
+                        "source.caSecretRef",
+                        format!("key `ca.crt` cannot be used: {}", chain(&e)),
+                    )
+                }
+            },
+        )?;
+        Ok(self.client.get_or_init(|| client))
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            protocol: if self.spec.plain_http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            accept_invalid_certificates: self.spec.tls.insecure_skip_tls_verify,
+            extra_root_certificates: self
+                .ca_certs
+                .iter()
+                .map(|data| Certificate {
+                    encoding: CertificateEncoding::Pem,
+                    data: data.clone(),
+                })
+                .collect(),
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(60)),
+            // A chart is never an image index: refuse one rather than pick a platform.
+            platform_resolver: None,
+            ..ClientConfig::default()
+        }
     }
 
     /// Replaces the default archive limits.
@@ -154,7 +211,7 @@ impl OciSource {
             tag.to_string(),
         );
         let digest = self
-            .client
+            .client()?
             .fetch_manifest_digest(&by_tag, &self.auth)
             .await
             .map_err(|e| self.classify(e))?;
@@ -166,45 +223,41 @@ impl OciSource {
         })
     }
 
-    /// A record plus a cached, intact chart for `key`: the chart, without any request.
-    async fn recorded(&self, key: &str) -> Result<Option<LocatedChart>> {
+    /// A record plus a cached, intact chart for `key`: the chart, without downloading it.
+    ///
+    /// The cache is shared by every Component, so a chart that was served only with
+    /// credentials is handed out only when the registry has accepted *these* credentials
+    /// for the manifest: `authorised` (a tag was just resolved with them), or earlier in
+    /// this process, or now with one manifest `HEAD`. A public chart needs no request —
+    /// a digest-pinned reference then locates with the registry down.
+    async fn recorded(
+        &self,
+        key: &str,
+        manifest_digest: &Digest,
+        authorised: bool,
+    ) -> Result<Option<LocatedChart>> {
         let Some(record) = self.cache.get_ref(key) else {
             return Ok(None);
         };
-        self.cached_entry(&record.digest).await
+        if !authorised
+            && record.access == Access::Private
+            && !self.clients.was_served(&self.client_key, key)
+        {
+            self.client()?
+                .fetch_manifest_digest(&self.reference_by_digest(manifest_digest), &self.auth)
+                .await
+                .map_err(|e| self.classify(e))?;
+        }
+        let hit = self.cached_entry(&record.digest).await?;
+        if hit.is_some() {
+            self.clients.served(&self.client_key, key);
+        }
+        Ok(hit)
     }
 
     async fn cached_entry(&self, digest: &Digest) -> Result<Option<LocatedChart>> {
-        let Some(entry) = self.cache.lookup(digest) else {
-            return Ok(None);
-        };
-        let _pin = self.cache.pin(digest);
-        match self.check(entry.path.clone()).await {
-            Ok(meta) if meta.digest == *digest => Ok(Some(located(entry.path, meta, true))),
-            Ok(_) => {
-                tracing::warn!(digest = %digest, "cached chart does not match its digest: downloading again");
-                self.cache.remove(digest)?;
-                Ok(None)
-            }
-            Err(e) if e.category() == Category::Integrity => {
-                // Corrupted on disk, or a chart that fails the checks: tell them apart.
-                let path = entry.path.clone();
-                let actual = tokio::task::spawn_blocking(move || {
-                    std::fs::read(&path).map(|b| Digest::of(&b))
-                })
-                .await
-                .ok()
-                .and_then(|r| r.ok());
-                if actual.as_ref() == Some(digest) {
-                    Err(e)
-                } else {
-                    tracing::warn!(digest = %digest, "cached chart is corrupted: downloading again");
-                    self.cache.remove(digest)?;
-                    Ok(None)
-                }
-            }
-            Err(e) => Err(e),
-        }
+        let found = self.cache.intact(digest, |path| self.check(path)).await?;
+        Ok(found.map(|(path, meta)| LocatedChart::new(path, meta, true)))
     }
 
     async fn check(&self, path: std::path::PathBuf) -> Result<ChartMeta> {
@@ -270,19 +323,22 @@ impl OciSource {
         }
     }
 
+    /// Records that the registry served manifest `key`, with chart `digest`, to this
+    /// source's credentials (on disk for the cache, in memory for the identity).
+    fn record(&self, key: &str, digest: &Digest) -> Result<()> {
+        let access = if matches!(self.auth, RegistryAuth::Anonymous) {
+            Access::Public
+        } else {
+            Access::Private
+        };
+        self.cache.put_ref(key, digest, access)?;
+        self.clients.served(&self.client_key, key);
+        Ok(())
+    }
+
     /// Maps an oci-client error to our categories.
     fn classify(&self, err: OciDistributionError) -> Error {
         classify(err, &self.target(), &self.auth_description)
-    }
-}
-
-fn located(path: std::path::PathBuf, meta: ChartMeta, cache_hit: bool) -> LocatedChart {
-    LocatedChart {
-        path,
-        digest: meta.digest,
-        name: meta.name,
-        version: meta.version,
-        cache_hit,
     }
 }
 
@@ -296,18 +352,20 @@ impl ChartSource for OciSource {
             r.registry(),
             r.repository()
         );
-        if let Some(hit) = self.recorded(&key).await? {
+        // A tag was just resolved with this source's credentials; a pinned digest was not.
+        let authorised = r.digest().is_none();
+        if let Some(hit) = self.recorded(&key, &manifest_digest, authorised).await? {
             return Ok(hit);
         }
         let _lock = self.cache.lock(&key).await?;
         // Another locate may have finished while we waited.
-        if let Some(hit) = self.recorded(&key).await? {
+        if let Some(hit) = self.recorded(&key, &manifest_digest, authorised).await? {
             return Ok(hit);
         }
 
         let by_digest = self.reference_by_digest(&manifest_digest);
         let (bytes, _) = self
-            .client
+            .client()?
             .pull_manifest_raw(&by_digest, &self.auth, MANIFEST_MEDIA_TYPES)
             .await
             .map_err(|e| self.classify(e))?;
@@ -343,11 +401,11 @@ impl ChartSource for OciSource {
 
         // The same chart content may be cached under another reference.
         if let Some(hit) = self.cached_entry(&layer_digest).await? {
-            self.cache.put_ref(&key, &layer_digest)?;
+            self.record(&key, &layer_digest)?;
             return Ok(hit);
         }
         let stream = self
-            .client
+            .client()?
             .pull_blob_stream(&by_digest, layer)
             .await
             .map_err(|e| self.classify(e))?;
@@ -364,9 +422,9 @@ impl ChartSource for OciSource {
             .await?;
         let _pin = self.cache.pin(&entry.digest);
         let meta = self.check(entry.path.clone()).await?;
-        self.cache.put_ref(&key, &layer_digest)?;
+        self.record(&key, &layer_digest)?;
         tracing::debug!(reference = %self.target(), digest = %entry.digest, "chart downloaded");
-        Ok(located(entry.path, meta, false))
+        Ok(LocatedChart::new(entry.path, meta, false))
     }
 
     fn describe(&self) -> String {
@@ -566,11 +624,10 @@ impl crate::registry::SourceFactory for OciFactory {
         ctx: &crate::registry::SourceContext,
     ) -> Result<Box<dyn ChartSource>> {
         match spec {
-            crate::spec::SourceSpec::Oci(spec) => Ok(Box::new(OciSource::new(
-                spec.clone(),
-                auth,
-                ctx.cache.clone(),
-            )?)),
+            crate::spec::SourceSpec::Oci(spec) => Ok(Box::new(
+                OciSource::new(spec.clone(), auth, ctx.cache.clone())?
+                    .with_clients(ctx.oci.clone()),
+            )),
             other => Err(Error::config(
                 "source.type",
                 format!(

@@ -18,6 +18,8 @@ pub struct SourceContext {
     pub cache: Arc<ChartCache>,
     /// HTTP repositories: clients and the parsed-index cache (TTL, conditional requests).
     pub http: Arc<crate::http::HttpShared>,
+    /// OCI registries: clients per TLS setting and credential identity.
+    pub oci: Arc<crate::oci_clients::OciClients>,
 }
 
 impl SourceContext {
@@ -26,6 +28,7 @@ impl SourceContext {
         SourceContext {
             cache,
             http: Arc::new(crate::http::HttpShared::default()),
+            oci: Arc::new(crate::oci_clients::OciClients::default()),
         }
     }
 }

@@ -22,6 +22,19 @@ pub struct LocatedChart {
     pub cache_hit: bool,
 }
 
+impl LocatedChart {
+    /// A located chart from the archive checks' findings.
+    pub(crate) fn new(path: PathBuf, meta: crate::archive::ChartMeta, cache_hit: bool) -> Self {
+        LocatedChart {
+            path,
+            digest: meta.digest,
+            name: meta.name,
+            version: meta.version,
+            cache_hit,
+        }
+    }
+}
+
 /// The secrets a source needs, already resolved (memory only).
 #[derive(Debug, Clone, Default)]
 pub struct SourceAuth {

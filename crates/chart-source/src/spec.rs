@@ -607,7 +607,8 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// How a JSON value is named in error messages ("a list", "a number", …).
+pub fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -627,10 +628,10 @@ fn list(fields: &[&str]) -> String {
 }
 
 /// The expected field closest to a misspelt one, if it is close enough to be a typo.
-fn closest<'e>(key: &str, expected: &[&'e str]) -> Option<&'e str> {
+pub fn closest<'e>(key: &str, expected: impl IntoIterator<Item = &'e &'e str>) -> Option<&'e str> {
     let key_lower = key.to_ascii_lowercase();
     expected
-        .iter()
+        .into_iter()
         .map(|e| (edit_distance(&key_lower, &e.to_ascii_lowercase()), *e))
         .filter(|(d, e)| *d <= 2.max(e.len() / 3))
         .min_by_key(|(d, _)| *d)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::oci::OciSource;
+use chart_source::oci_clients::OciClients;
 use chart_source::spec::{OciSourceSpec, TlsOptions};
 use chart_source::{Category, ChartSource, Credentials, Digest, OciReference, SourceAuth};
 use test_support::{Chart, Registry, RegistryMode};
@@ -301,4 +302,59 @@ async fn digest_pinned_and_build_metadata() {
     let missing = format!("{base}@sha256:{}", "0".repeat(64));
     let (cat, msg) = category_of(&source(&f, spec(&missing, true), SourceAuth::default())).await;
     assert_eq!(cat, Category::NotFound, "{msg}");
+}
+
+#[tokio::test]
+async fn private_chart_in_the_shared_cache_needs_the_registry_to_accept_the_credentials() {
+    // The cache and the client pool are shared by every Component of the controller. A
+    // chart pulled with one Component's credentials must not be handed to another
+    // Component, by digest, unless the registry accepts that Component's credentials.
+    let Some(f) = fixture(RegistryMode::BasicAuth, &[]) else {
+        return;
+    };
+    let tgz = Chart::create("app", "1.0.0")
+        .package(&f._work.path().join("pkg"))
+        .unwrap();
+    let manifest = f.registry.push(&tgz, "team/charts").unwrap();
+    let pool = Arc::new(OciClients::default());
+    let tagged = f.registry.oci_ref("team/charts/app", "1.0.0");
+    let first = OciSource::new(spec(&tagged, true), basic(&f), f.cache.clone())
+        .unwrap()
+        .with_clients(pool.clone())
+        .locate()
+        .await
+        .unwrap();
+    assert!(!first.cache_hit);
+    let pinned = format!("{}@{manifest}", f.registry.oci_base("team/charts/app"));
+    let pinned_source = |auth: SourceAuth| {
+        OciSource::new(spec(&pinned, true), auth, f.cache.clone())
+            .unwrap()
+            .with_clients(pool.clone())
+    };
+
+    // Anonymous and wrong credentials: refused by the registry, not served from the cache.
+    let (cat, msg) = category_of(&pinned_source(SourceAuth::default())).await;
+    assert_eq!(cat, Category::Auth, "{msg}");
+    let wrong = SourceAuth {
+        credentials: Some(Credentials::basic(
+            f.registry.username().unwrap(),
+            "not-the-password",
+        )),
+        ca_pem: None,
+    };
+    let (cat, msg) = category_of(&pinned_source(wrong)).await;
+    assert_eq!(cat, Category::Auth, "{msg}");
+
+    // The right credentials: from the cache, no blob download; the first time with one
+    // manifest request, then (same process, same credentials) with none.
+    let blobs = f.registry.blob_gets();
+    let hit = pinned_source(basic(&f)).locate().await.unwrap();
+    assert!(hit.cache_hit);
+    assert_eq!(hit.digest, first.digest);
+    let requests = f.registry.access_log().len();
+    let again = pinned_source(basic(&f)).locate().await.unwrap();
+    assert!(again.cache_hit);
+    assert_eq!(f.registry.access_log().len(), requests, "no request at all");
+    assert_eq!(f.registry.blob_gets(), blobs);
+    assert_eq!(pool.len(), 3, "one client per credential identity");
 }

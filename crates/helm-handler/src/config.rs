@@ -14,7 +14,7 @@
 use std::fmt;
 
 use chart_source::SourceSpec;
-use chart_source::spec::{FLAT_SOURCE_FIELDS, is_dns_label, parse_source};
+use chart_source::spec::{FLAT_SOURCE_FIELDS, closest, is_dns_label, kind_of, parse_source};
 use serde_json::{Map, Value};
 
 use crate::error::Error;
@@ -202,40 +202,4 @@ impl HelmConfig {
             source,
         })
     }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// The known field closest to a misspelt one, when close enough to be a typo.
-fn closest<'e>(key: &str, known: impl Iterator<Item = &'e &'e str>) -> Option<&'e str> {
-    let key = key.to_ascii_lowercase();
-    known
-        .map(|k| (edit_distance(&key, &k.to_ascii_lowercase()), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }

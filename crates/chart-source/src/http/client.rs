@@ -4,8 +4,6 @@
 //! categories, and the parsed-index cache (conditional requests, TTL, LRU bound, single flight).
 
 use std::collections::HashMap;
-use std::error::Error as StdError;
-use std::hash::{BuildHasher, Hasher as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -18,6 +16,7 @@ use url::Url;
 use crate::archive::ArchiveLimits;
 use crate::credentials::Credentials;
 use crate::digest::Digest;
+use crate::error::chain;
 use crate::error::{Error, Result};
 use crate::http::index::{DEFAULT_MAX_INDEX_BYTES, RepoIndex};
 
@@ -99,8 +98,6 @@ pub struct HttpShared {
     clients: Mutex<HashMap<(bool, Option<Digest>), reqwest::Client>>,
     indexes: Mutex<HashMap<String, Arc<Slot>>>,
     counters: Counters,
-    /// Random per process: credentials enter cache keys only as a salted hash.
-    salt: [u8; 16],
 }
 
 impl std::fmt::Debug for HttpShared {
@@ -124,24 +121,11 @@ impl Default for HttpShared {
 
 impl HttpShared {
     pub fn new(limits: HttpLimits) -> HttpShared {
-        let mut salt = [0u8; 16];
-        for (i, chunk) in salt.chunks_mut(8).enumerate() {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_usize(i);
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_nanos(),
-            );
-            chunk.copy_from_slice(&h.finish().to_le_bytes());
-        }
         HttpShared {
             limits,
             clients: Mutex::new(HashMap::new()),
             indexes: Mutex::new(HashMap::new()),
             counters: Counters::default(),
-            salt,
         }
     }
 
@@ -174,25 +158,7 @@ impl HttpShared {
 
     /// A salted, one-way identity of credentials, for cache keys (never the secret).
     pub(crate) fn identity(&self, credentials: Option<&Credentials>) -> String {
-        match credentials {
-            None => "anonymous".to_string(),
-            Some(c) => {
-                let mut bytes = self.salt.to_vec();
-                match c {
-                    Credentials::Basic { username, password } => {
-                        bytes.extend_from_slice(b"basic\0");
-                        bytes.extend_from_slice(username.as_bytes());
-                        bytes.push(0);
-                        bytes.extend_from_slice(password.expose().as_bytes());
-                    }
-                    Credentials::Bearer { token } => {
-                        bytes.extend_from_slice(b"bearer\0");
-                        bytes.extend_from_slice(token.expose().as_bytes());
-                    }
-                }
-                format!("cred-{}", &Digest::of(&bytes).hex()[..32])
-            }
-        }
+        credentials.map_or_else(|| "anonymous".to_string(), Credentials::identity)
     }
 
     /// The client for a TLS configuration (cached: connection pools are reused).
@@ -473,21 +439,6 @@ pub(crate) async fn read_capped(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// An error's message with its sources.
-pub(crate) fn chain(e: &dyn StdError) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// Maps a transport error: TLS failures → tls, everything else (refused, reset, timeout,

@@ -19,10 +19,11 @@ use reqwest::header::HeaderMap;
 use url::Url;
 
 use crate::archive::{ChartMeta, check_archive};
+use crate::cache::Access;
 use crate::cache::ChartCache;
 use crate::credentials::Credentials;
 use crate::digest::Digest;
-use crate::error::{Category, Error, Result};
+use crate::error::{Error, Result};
 use crate::http::client::{HttpShared, Requester, check_status, classify, redact};
 use crate::http::index::IndexEntry;
 use crate::source::{ChartSource, LocatedChart, SourceAuth};
@@ -171,35 +172,11 @@ impl HttpSource {
 
     /// A cached, intact chart with `digest`, if any.
     async fn cached(&self, digest: &Digest, version: &str) -> Result<Option<LocatedChart>> {
-        let Some(entry) = self.cache.lookup(digest) else {
-            return Ok(None);
-        };
-        let _pin = self.cache.pin(digest);
-        match self.check(entry.path.clone(), version).await {
-            Ok(meta) if meta.digest == *digest => Ok(Some(located(entry.path, meta, true))),
-            Ok(_) => {
-                tracing::warn!(digest = %digest, "cached chart does not match its digest: downloading again");
-                self.cache.remove(digest)?;
-                Ok(None)
-            }
-            Err(e) if e.category() == Category::Integrity => {
-                let path = entry.path.clone();
-                let actual = tokio::task::spawn_blocking(move || {
-                    std::fs::read(&path).map(|b| Digest::of(&b))
-                })
-                .await
-                .ok()
-                .and_then(|r| r.ok());
-                if actual.as_ref() == Some(digest) {
-                    Err(e)
-                } else {
-                    tracing::warn!(digest = %digest, "cached chart is corrupted: downloading again");
-                    self.cache.remove(digest)?;
-                    Ok(None)
-                }
-            }
-            Err(e) => Err(e),
-        }
+        let found = self
+            .cache
+            .intact(digest, |path| self.check(path, version))
+            .await?;
+        Ok(found.map(|(path, meta)| LocatedChart::new(path, meta, true)))
     }
 
     /// The known digest of an entry: the index's, else the cache's record.
@@ -241,16 +218,6 @@ impl HttpSource {
                 }
                 other => other,
             })
-    }
-}
-
-fn located(path: std::path::PathBuf, meta: ChartMeta, cache_hit: bool) -> LocatedChart {
-    LocatedChart {
-        path,
-        digest: meta.digest,
-        name: meta.name,
-        version: meta.version,
-        cache_hit,
     }
 }
 
@@ -299,9 +266,16 @@ impl ChartSource for HttpSource {
         let stored = self.download(&url, entry).await?;
         let _pin = self.cache.pin(&stored.digest);
         let meta = self.check(stored.path.clone(), &version).await?;
-        self.cache.put_ref(&key, &stored.digest)?;
+        // The index was fetched with this source's credentials: every locate of this entry
+        // is authorised by its own index fetch, so the access kind is informational here.
+        let access = if self.credentials.is_some() {
+            Access::Private
+        } else {
+            Access::Public
+        };
+        self.cache.put_ref(&key, &stored.digest, access)?;
         tracing::debug!(chart = %self.spec.chart, version = %version, digest = %stored.digest, "chart downloaded");
-        Ok(located(stored.path, meta, false))
+        Ok(LocatedChart::new(stored.path, meta, false))
     }
 
     fn describe(&self) -> String {

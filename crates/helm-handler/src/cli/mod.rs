@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod crd;
+pub mod offline;
 pub mod pull;
 pub mod run;
 pub mod template;

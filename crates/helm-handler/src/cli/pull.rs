@@ -11,26 +11,17 @@
 //! Exit codes: 0 all located, 1 at least one failed, 2 the files could not be read (or bad
 //! arguments, or the cache directory is unusable).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use chart_source::LocatedChart;
-use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::registry::{SourceContext, SourceRegistry};
 use componentkit::crd::Component;
 
+use crate::cli::offline::{EXIT_FAILED, EXIT_OK, Offline, OfflineArgs};
 use crate::config::HelmConfig;
 use crate::credentials::{CredentialResolver, FileSecretStore};
 use crate::error::{Error, category_label};
-use crate::manifests::{DEFAULT_NAMESPACE, Manifests};
-
-/// Exit code when every chart was located.
-pub const EXIT_OK: u8 = 0;
-/// Exit code when at least one Component failed.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code when the files or the cache could not be used.
-pub const EXIT_UNUSABLE: u8 = 2;
+use crate::manifests::DEFAULT_NAMESPACE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -42,36 +33,11 @@ pub enum OutputFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct PullArgs {
-    /// Kubernetes YAML file with Components and Secrets (multi-document); repeatable.
-    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
-    pub files: Vec<PathBuf>,
-    /// The chart cache directory [default: $XDG_CACHE_HOME/helm-handler or ~/.cache/helm-handler].
-    #[arg(long, env = "HELM_HANDLER_CACHE_DIR", value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Upper bound of the cache's size, in bytes (least recently used charts are removed).
-    #[arg(long, value_name = "BYTES", default_value_t = CacheConfig::DEFAULT_MAX_BYTES)]
-    pub cache_max_bytes: u64,
-    /// The system namespace, searched for Secrets after the Component's namespace.
-    #[arg(
-        long,
-        env = "HELM_HANDLER_SYSTEM_NAMESPACE",
-        default_value = "deployment-system"
-    )]
-    pub system_namespace: String,
+    #[command(flatten)]
+    pub common: OfflineArgs,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-}
-
-/// The default cache directory: `$XDG_CACHE_HOME/helm-handler`, else `~/.cache/helm-handler`.
-pub fn default_cache_dir() -> PathBuf {
-    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(xdg).join("helm-handler");
-    }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(home) => PathBuf::from(home).join(".cache").join("helm-handler"),
-        None => std::env::temp_dir().join("helm-handler-cache"),
-    }
 }
 
 /// The result for one Component.
@@ -174,36 +140,16 @@ fn message_of(e: &Error, category: &str) -> String {
 }
 
 pub fn main(args: PullArgs) -> ExitCode {
-    let manifests = match Manifests::load(&args.files) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_UNUSABLE);
-        }
-    };
-    let cache_dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
-    let cache = match ChartCache::open(CacheConfig {
-        dir: cache_dir,
-        max_bytes: args.cache_max_bytes,
-    }) {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            eprintln!("error: chart cache: {e}");
-            return ExitCode::from(EXIT_UNUSABLE);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: internal: starting the runtime: {e}");
-            return ExitCode::from(EXIT_UNUSABLE);
-        }
+    let Offline {
+        manifests,
+        cache,
+        resolver,
+        runtime,
+    } = match args.common.open() {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     let sources = SourceRegistry::new(SourceContext::new(cache));
-    let resolver = CredentialResolver::new(args.system_namespace.clone());
     let components: Vec<&Component> = manifests.helm_components().map(|(c, _)| c).collect();
     if components.is_empty() {
         eprintln!("no helm Components found in the files");

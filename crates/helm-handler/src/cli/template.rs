@@ -15,38 +15,23 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::registry::{SourceContext, SourceRegistry};
 use componentkit::crd::Component;
 use componentkit::handler::ErrorCategory;
 
-use crate::cli::pull::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, default_cache_dir, pull_component};
+use crate::cli::offline::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, Offline, OfflineArgs};
+use crate::cli::pull::pull_component;
 use crate::config::HelmConfig;
 use crate::credentials::{CredentialResolver, FileSecretStore};
 use crate::error::{Error, category_label};
 use crate::helm::{HelmEngine, HelmEngineOptions, HelmError, Release, ReleaseEngine};
-use crate::manifests::{DEFAULT_NAMESPACE, Manifests};
+use crate::manifests::DEFAULT_NAMESPACE;
 
 #[derive(Debug, clap::Args)]
 pub struct TemplateArgs {
-    /// Kubernetes YAML file with Components and Secrets (multi-document); repeatable.
-    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
-    pub files: Vec<PathBuf>,
-    /// The chart cache directory [default: $XDG_CACHE_HOME/helm-handler or ~/.cache/helm-handler].
-    #[arg(long, env = "HELM_HANDLER_CACHE_DIR", value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Upper bound of the cache's size, in bytes (least recently used charts are removed).
-    #[arg(long, value_name = "BYTES", default_value_t = CacheConfig::DEFAULT_MAX_BYTES)]
-    pub cache_max_bytes: u64,
-    /// The system namespace, searched for Secrets after the Component's namespace.
-    #[arg(
-        long,
-        env = "HELM_HANDLER_SYSTEM_NAMESPACE",
-        default_value = "deployment-system"
-    )]
-    pub system_namespace: String,
+    #[command(flatten)]
+    pub common: OfflineArgs,
     /// The helm binary (3.8+ or 4.x); default: `helm` on PATH.
     #[arg(
         long,
@@ -176,23 +161,14 @@ pub async fn template_component(
 }
 
 pub fn main(args: TemplateArgs) -> ExitCode {
-    let manifests = match Manifests::load(&args.files) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_UNUSABLE);
-        }
-    };
-    let cache_dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
-    let cache = match ChartCache::open(CacheConfig {
-        dir: cache_dir,
-        max_bytes: args.cache_max_bytes,
-    }) {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            eprintln!("error: chart cache: {e}");
-            return ExitCode::from(EXIT_UNUSABLE);
-        }
+    let Offline {
+        manifests,
+        cache,
+        resolver,
+        runtime,
+    } = match args.common.open() {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     let engine = match HelmEngine::new(HelmEngineOptions {
         helm_binary: args.helm_binary.clone(),
@@ -204,22 +180,11 @@ pub fn main(args: TemplateArgs) -> ExitCode {
             return ExitCode::from(EXIT_UNUSABLE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: internal: starting the runtime: {e}");
-            return ExitCode::from(EXIT_UNUSABLE);
-        }
-    };
     if let Err(e) = runtime.block_on(engine.check_version()) {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_UNUSABLE);
     }
     let sources = SourceRegistry::new(SourceContext::new(cache));
-    let resolver = CredentialResolver::new(args.system_namespace.clone());
     let components: Vec<&Component> = manifests.helm_components().map(|(c, _)| c).collect();
     if components.is_empty() {
         eprintln!("no helm Components found in the files");
