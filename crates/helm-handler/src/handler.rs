@@ -21,7 +21,7 @@ pub mod secret_index;
 pub mod status;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use chart_source::registry::SourceRegistry;
@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 use crate::config::HelmConfig;
 use crate::credentials::{CredentialResolver, SecretStore};
 use crate::helm::{
-    HelmError, Release, ReleaseEngine, ReleaseStatus, UninstallOutcome, UpgradeOptions,
+    HelmError, Release, ReleaseEngine, ReleaseInfo, ReleaseStatus, UninstallOutcome, UpgradeOptions,
 };
 use crate::metrics::{Metrics, Operation, ReconcileResult, ReleaseOperation};
 
@@ -41,6 +41,8 @@ pub use self::status::{ChartStatus, DesiredState, HandlerStatus, values_hash};
 /// Start of the description helm records for each revision the handler deploys, followed
 /// by `namespace/name` of the Component; marks which Component owns a release.
 pub const RELEASE_DESCRIPTION_PREFIX: &str = "helm-handler: Component ";
+/// See [`HelmHandler::with_stale_pending_after`]: the engine's default deadline plus a minute.
+pub const DEFAULT_STALE_PENDING_AFTER: Duration = Duration::from_secs(6 * 60);
 /// Requeue after an install/upgrade was started.
 pub const REQUEUE_AFTER_DEPLOY: Duration = Duration::from_secs(2);
 /// Requeue while the release's objects are progressing.
@@ -147,6 +149,10 @@ pub struct HelmHandlerParts {
 
 /// componentkit's [`Handler`] for Helm releases (`spec.handler: helm`).
 pub struct HelmHandler {
+    /// A release of ours still `pending-*` this long after its operation started was left
+    /// so by a helm that died (killed at its deadline, or the controller restarted): it is
+    /// rolled back (or, never deployed, uninstalled) instead of blocking forever.
+    stale_pending_after: Duration,
     engine: Arc<dyn ReleaseEngine>,
     readiness: Arc<dyn ReadinessProbe>,
     namespaces: Arc<dyn Namespaces>,
@@ -176,6 +182,7 @@ struct Target {
 impl HelmHandler {
     pub fn new(parts: HelmHandlerParts) -> Self {
         Self {
+            stale_pending_after: DEFAULT_STALE_PENDING_AFTER,
             engine: parts.engine,
             readiness: parts.readiness,
             namespaces: parts.namespaces,
@@ -185,6 +192,13 @@ impl HelmHandler {
             metrics: parts.metrics,
             secret_index: parts.secret_index,
         }
+    }
+
+    /// Sets when a `pending-*` release of ours is considered abandoned (the default suits
+    /// the engine's default helm deadline of 5 minutes; pass the deadline plus a margin).
+    pub fn with_stale_pending_after(mut self, after: Duration) -> Self {
+        self.stale_pending_after = after;
+        self
     }
 
     /// The index of Secrets referenced by Components (for the Secret watch).
@@ -302,7 +316,16 @@ impl HelmHandler {
         }
 
         let release = Release::new(&release_name, &namespace);
-        let current = self.engine.status(&release).await?;
+        let mut current = self.engine.status(&release).await?;
+        let ours = previous
+            .as_ref()
+            .is_some_and(|p| p.release_name == release_name && p.release_namespace == namespace);
+        if let Some(cur) = &current
+            && cur.status.is_pending()
+        {
+            self.unblock_pending(&release, cur, ours).await?;
+            current = self.engine.status(&release).await?;
+        }
         if let (Some(prev), Some(cur)) = (&previous, &current)
             && prev.same_desired_state(&desired)
             && cur.status == ReleaseStatus::Deployed
@@ -406,6 +429,52 @@ impl HelmHandler {
             ),
         )
         .with_status(status.to_value()))
+    }
+
+    /// A release found `pending-*`: another operation is running, or a helm died in the
+    /// middle of one and left the release locked (helm refuses every later operation with
+    /// "another operation is in progress"). Only a release this Component deployed, pending
+    /// for longer than any helm of ours can run, is unblocked: rolled back to its last
+    /// revision, or uninstalled when it was never deployed. Anything else is waited for.
+    async fn unblock_pending(&self, release: &Release, cur: &ReleaseInfo, ours: bool) -> Step<()> {
+        let started = cur.last_deployed.as_deref().and_then(parse_helm_time);
+        let age = started.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
+        let stale = age.is_some_and(|a| a >= self.stale_pending_after);
+        if !(ours && stale) {
+            let why = if !ours {
+                "not deployed by this Component: it is left alone".to_string()
+            } else {
+                let waited = age.map_or("an unknown time".to_string(), |a| {
+                    humantime::format_duration(Duration::from_secs(a.as_secs())).to_string()
+                });
+                format!(
+                    "pending for {waited}; rolled back if still pending after {}",
+                    humantime::format_duration(self.stale_pending_after)
+                )
+            };
+            return Err(Failure::new(
+                ErrorCategory::Conflict,
+                format!(
+                    "release {release} has an operation in progress ({}), {why}; retrying",
+                    cur.status
+                ),
+            ));
+        }
+        if cur.status == ReleaseStatus::PendingInstall && cur.revision <= 1 {
+            tracing::warn!(release = %release, status = %cur.status, "release stuck in a pending install; uninstalling it to install again");
+            let removed = self.engine.uninstall(release).await;
+            self.metrics
+                .observe_release(ReleaseOperation::uninstall, removed.is_ok());
+            removed
+                .map(drop)
+                .map_err(|e| Failure::from(e).context("uninstall of a stuck pending install"))
+        } else {
+            tracing::warn!(release = %release, status = %cur.status, revision = cur.revision, "release stuck in a pending operation; rolling back to its previous revision");
+            let rolled = self.engine.rollback(release, None).await;
+            self.metrics
+                .observe_release(ReleaseOperation::rollback, rolled.is_ok());
+            rolled.map_err(|e| Failure::from(e).context("rollback of a stuck pending release"))
+        }
     }
 
     /// `helm status` + readiness of the release's objects.
@@ -647,5 +716,25 @@ impl Handler for HelmHandler {
     async fn check_deleted(&self, cx: &HandlerContext) -> HandlerOutcome {
         self.run(Operation::check_deleted, cx, self.check_deleted_inner(cx))
             .await
+    }
+}
+
+/// helm's timestamps (Go's RFC 3339 with nanoseconds and any offset).
+fn parse_helm_time(text: &str) -> Option<SystemTime> {
+    let ts: jiff::Timestamp = text.parse().ok()?;
+    Some(SystemTime::from(ts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helm_times_parse_with_nanoseconds_and_offsets() {
+        let utc = parse_helm_time("2026-11-23T09:16:05.589616135Z").unwrap();
+        let offset = parse_helm_time("2026-11-23T10:16:05.589616135+01:00").unwrap();
+        assert_eq!(utc, offset);
+        assert!(parse_helm_time("").is_none());
+        assert!(parse_helm_time("yesterday").is_none());
     }
 }

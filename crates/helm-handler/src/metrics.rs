@@ -87,6 +87,7 @@ pub enum ReleaseOperation {
     install,
     upgrade,
     uninstall,
+    rollback,
 }
 
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]

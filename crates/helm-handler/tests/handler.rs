@@ -621,3 +621,92 @@ async fn a_release_of_another_component_is_not_taken_over() {
     ));
     assert_eq!(h.engine.upgrades(), 2);
 }
+
+#[tokio::test]
+async fn a_release_of_ours_left_pending_by_a_dead_helm_is_unblocked() {
+    use helm_handler::helm::ReleaseStatus;
+    use std::time::{Duration, SystemTime};
+    let registry = registry_with(&[("web", "1.0.0")]);
+    let h = Harness::new();
+    let chart = registry.oci_ref("charts/web", "1.0.0");
+    let mut c = h.component("apps", "web", oci_config("web", &chart, json!({"a": 1})));
+    h.apply(&mut c).await;
+    assert_eq!(h.engine.upgrades(), 1);
+
+    // An upgrade started a minute ago is still pending: it may be running. Wait.
+    let minute_ago = SystemTime::now() - Duration::from_secs(60);
+    h.engine
+        .set_pending("apps", "web", ReleaseStatus::PendingUpgrade, minute_ago);
+    c.spec.config = Some(oci_config("web", &chart, json!({"a": 2})));
+    match h.apply(&mut c).await {
+        Outcome::Failed {
+            category, message, ..
+        } => {
+            assert_eq!(category, ErrorCategory::Conflict);
+            assert!(message.contains("pending-upgrade"), "{message}");
+            assert!(
+                message.contains("rolled back if still pending"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.engine.rollbacks(), 0);
+    assert_eq!(h.engine.upgrades(), 1);
+
+    // Pending for longer than any helm of ours can run: rolled back, then upgraded.
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    h.engine
+        .set_pending("apps", "web", ReleaseStatus::PendingUpgrade, hour_ago);
+    let out = h.apply(&mut c).await;
+    assert!(matches!(out, Outcome::InProgress { .. }), "{out:?}");
+    assert_eq!(h.engine.rollbacks(), 1);
+    assert_eq!(h.engine.upgrades(), 2);
+    let calls = h.engine.calls();
+    let rollback = calls.iter().position(|c| matches!(c, Call::Rollback(_)));
+    let upgrade = calls
+        .iter()
+        .rposition(|c| matches!(c, Call::Upgrade { .. }));
+    assert!(rollback < upgrade, "rollback before the upgrade: {calls:?}");
+    assert!(
+        h.metrics.encode().contains(
+            "helm_handler_release_operations_total{operation=\"rollback\",result=\"ok\"} 1"
+        ),
+        "{}",
+        h.metrics.encode()
+    );
+
+    // A first install that never finished: uninstalled and installed again.
+    let mut fresh = h.component("apps", "new", oci_config("new", &chart, json!({})));
+    h.engine
+        .fail_next_upgrade(helm_handler::helm::HelmError::Timeout {
+            operation: "upgrade",
+            timeout: Duration::from_secs(300),
+        });
+    h.apply(&mut fresh).await;
+    h.engine
+        .set_pending("apps", "new", ReleaseStatus::PendingInstall, hour_ago);
+    let out = h.apply(&mut fresh).await;
+    assert!(matches!(out, Outcome::InProgress { .. }), "{out:?}");
+    assert!(
+        h.engine
+            .calls()
+            .contains(&Call::Uninstall("apps/new".into()))
+    );
+    assert!(h.engine.has("apps", "new"));
+
+    // Stuck, but not this Component's release (no record of deploying it): left alone.
+    h.engine
+        .set_pending("apps", "theirs", ReleaseStatus::PendingUpgrade, hour_ago);
+    let mut other = h.component("apps", "other", oci_config("theirs", &chart, json!({})));
+    match h.apply(&mut other).await {
+        Outcome::Failed { message, .. } => {
+            assert!(
+                message.contains("not deployed by this Component"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.engine.rollbacks(), 1);
+}

@@ -373,7 +373,9 @@ async fn run_with_server(
         sources,
         metrics: metrics.clone(),
         secret_index: secret_index.clone(),
-    });
+    })
+    // No helm of ours runs past its deadline: a release pending for longer was abandoned.
+    .with_stale_pending_after(args.helm_timeout + Duration::from_secs(60));
 
     // 6. leader election + controller
     run_controller(

@@ -38,6 +38,7 @@ pub enum Call {
         create_namespace: bool,
     },
     Uninstall(String),
+    Rollback(String),
 }
 
 #[derive(Default)]
@@ -134,6 +135,31 @@ impl FakeEngine {
         }
     }
 
+    /// Leaves a release in a pending state, as a helm killed mid-operation does; its
+    /// operation started at `started` (helm's `last_deployed`).
+    pub fn set_pending(
+        &self,
+        namespace: &str,
+        name: &str,
+        status: ReleaseStatus,
+        started: std::time::SystemTime,
+    ) {
+        let r = Release::new(name, namespace);
+        let mut s = self.state.lock().unwrap();
+        let revision = s.releases.get(&r.to_string()).map_or(1, |i| i.revision + 1);
+        let mut i = info(&r, revision, status);
+        i.description = "Preparing upgrade".into();
+        i.last_deployed = Some(humantime::format_rfc3339_nanos(started).to_string());
+        s.releases.insert(r.to_string(), i);
+    }
+
+    pub fn rollbacks(&self) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Rollback(_)))
+            .count()
+    }
+
     pub fn fail_next_upgrade(&self, error: HelmError) {
         self.state.lock().unwrap().fail_next = Some(error);
     }
@@ -204,6 +230,23 @@ impl ReleaseEngine for FakeEngine {
             Some(_) => UninstallOutcome::Uninstalled,
             None => UninstallOutcome::AlreadyGone,
         })
+    }
+
+    async fn rollback(&self, release: &Release, _revision: Option<u64>) -> Result<(), HelmError> {
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(Call::Rollback(release.to_string()));
+        match s.releases.get_mut(&release.to_string()) {
+            Some(r) => {
+                r.revision += 1;
+                r.status = ReleaseStatus::Deployed;
+                r.description = "Rollback to the previous revision".into();
+                Ok(())
+            }
+            None => Err(HelmError::ReleaseNotFound {
+                namespace: release.namespace.clone(),
+                name: release.name.clone(),
+            }),
+        }
     }
 
     async fn template(
