@@ -1,6 +1,7 @@
 //! In-process OCI source benchmark, used by `scripts/bench-oci` (not a test).
 //!
-//! `bench_oci REFERENCE CACHE_DIR RUNS` (a plain-HTTP registry) prints one JSON object:
+//! `bench_oci REFERENCE MANIFEST_DIGEST CACHE_DIR RUNS` (a plain-HTTP registry; the digest is
+//! what `helm push` printed) prints one JSON object:
 //! - `firstMs`: the first locate in this process (client set-up, tag resolution, manifest,
 //!   blob download when CACHE_DIR is empty);
 //! - `warmMs`: median of RUNS further locates, each through a new source as the controller
@@ -65,8 +66,8 @@ fn source(
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, reference, cache_dir, runs] = args.as_slice() else {
-        eprintln!("usage: bench_oci REFERENCE CACHE_DIR RUNS");
+    let [_, reference, manifest, cache_dir, runs] = args.as_slice() else {
+        eprintln!("usage: bench_oci REFERENCE MANIFEST_DIGEST CACHE_DIR RUNS");
         std::process::exit(2);
     };
     let runs: usize = runs.parse()?;
@@ -79,19 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let first = ms(start.elapsed());
     let warm = series(&reference, &cache, &pool, runs).await?;
 
-    // The manifest digest the tag resolves to, from the cache's record of it.
-    let refs = std::fs::read_dir(cache.dir().join("refs"))?;
-    let mut pinned = None;
-    for entry in refs.flatten() {
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        let record: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        if let Some(key) = record["key"].as_str()
-            && let Some((_, digest)) = key.rsplit_once('@')
-        {
-            pinned = Some(OciReference::parse(&format!("{reference}@{digest}"))?);
-        }
-    }
-    let pinned = pinned.ok_or("no reference record in the cache")?;
+    let pinned = OciReference::parse(&format!("{reference}@{manifest}"))?;
     let pinned_times = series(&pinned, &cache, &pool, runs).await?;
 
     println!(

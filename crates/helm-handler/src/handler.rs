@@ -325,6 +325,17 @@ impl HelmHandler {
         {
             self.unblock_pending(&release, cur, ours).await?;
             current = self.engine.status(&release).await?;
+            if let Some(cur) = &current
+                && cur.status.is_pending()
+            {
+                return Err(Failure::new(
+                    ErrorCategory::Conflict,
+                    format!(
+                        "release {release} is still {} after it was unblocked; retrying",
+                        cur.status
+                    ),
+                ));
+            }
         }
         if let (Some(prev), Some(cur)) = (&previous, &current)
             && prev.same_desired_state(&desired)
@@ -346,17 +357,6 @@ impl HelmHandler {
                 ErrorCategory::Config,
                 format!(
                     "release {namespace}/{release_name} belongs to Component {owner}; choose another releaseName (or uninstall it: helm uninstall {release_name} -n {namespace})"
-                ),
-            ));
-        }
-        if let Some(cur) = &current
-            && cur.status.is_pending()
-        {
-            return Err(Failure::new(
-                ErrorCategory::Conflict,
-                format!(
-                    "release {namespace}/{release_name} has an operation in progress ({}); retrying",
-                    cur.status
                 ),
             ));
         }

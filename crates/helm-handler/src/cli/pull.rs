@@ -13,8 +13,8 @@
 
 use std::process::ExitCode;
 
-use chart_source::LocatedChart;
 use chart_source::registry::{SourceContext, SourceRegistry};
+use chart_source::{LocatedChart, SourceSpec};
 use componentkit::crd::Component;
 
 use crate::cli::offline::{EXIT_FAILED, EXIT_OK, Offline, OfflineArgs};
@@ -181,20 +181,7 @@ pub async fn pull_component(
     secrets: &FileSecretStore,
     component: &Component,
 ) -> PullResult {
-    let namespace = component
-        .metadata
-        .namespace
-        .as_deref()
-        .unwrap_or(DEFAULT_NAMESPACE);
-    let name = component.metadata.name.as_deref().unwrap_or_default();
-    let key = format!("{namespace}/{name}");
-    let config = match &component.spec.config {
-        Some(config) => HelmConfig::parse(config, namespace),
-        None => Err(Error::config(
-            "spec.config",
-            "missing: a helm Component needs `releaseName` and `source`",
-        )),
-    };
+    let (key, namespace, config) = component_config(component);
     let spec = match config {
         Ok(c) => c.source,
         Err(e) => {
@@ -205,16 +192,41 @@ pub async fn pull_component(
             };
         }
     };
-    let source = Some(spec.describe());
-    let result = async {
-        let auth = resolver.resolve(secrets, namespace, &spec).await?;
-        let chart_source = sources.build(&spec, auth)?;
-        Ok(chart_source.locate().await?)
-    }
-    .await;
     PullResult {
         component: key,
-        source,
-        result,
+        source: Some(spec.describe()),
+        result: locate(sources, resolver, secrets, namespace, &spec).await,
     }
+}
+
+/// A helm Component's `NS/NAME`, its namespace, and its parsed configuration.
+pub fn component_config(component: &Component) -> (String, &str, Result<HelmConfig, Error>) {
+    let namespace = component
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(DEFAULT_NAMESPACE);
+    let name = component.metadata.name.as_deref().unwrap_or_default();
+    let config = match &component.spec.config {
+        Some(config) => HelmConfig::parse(config, namespace),
+        None => Err(Error::config(
+            "spec.config",
+            "missing: a helm Component needs `releaseName` and `source`",
+        )),
+    };
+    (format!("{namespace}/{name}"), namespace, config)
+}
+
+/// Resolves the source's Secrets (from the files) and locates its chart, as the controller
+/// does.
+pub async fn locate(
+    sources: &SourceRegistry,
+    resolver: &CredentialResolver,
+    secrets: &FileSecretStore,
+    namespace: &str,
+    spec: &SourceSpec,
+) -> Result<LocatedChart, Error> {
+    let auth = resolver.resolve(secrets, namespace, spec).await?;
+    let chart_source = sources.build(spec, auth)?;
+    Ok(chart_source.locate().await?)
 }

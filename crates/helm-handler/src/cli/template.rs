@@ -21,12 +21,10 @@ use componentkit::crd::Component;
 use componentkit::handler::ErrorCategory;
 
 use crate::cli::offline::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, Offline, OfflineArgs};
-use crate::cli::pull::pull_component;
-use crate::config::HelmConfig;
+use crate::cli::pull::{component_config, locate};
 use crate::credentials::{CredentialResolver, FileSecretStore};
 use crate::error::{Error, category_label};
 use crate::helm::{HelmEngine, HelmEngineOptions, HelmError, Release, ReleaseEngine};
-use crate::manifests::DEFAULT_NAMESPACE;
 
 #[derive(Debug, clap::Args)]
 pub struct TemplateArgs {
@@ -114,20 +112,7 @@ pub async fn template_component(
     engine: &dyn ReleaseEngine,
     component: &Component,
 ) -> TemplateResult {
-    let namespace = component
-        .metadata
-        .namespace
-        .as_deref()
-        .unwrap_or(DEFAULT_NAMESPACE);
-    let name = component.metadata.name.as_deref().unwrap_or_default();
-    let key = format!("{namespace}/{name}");
-    let config = match &component.spec.config {
-        Some(config) => HelmConfig::parse(config, namespace),
-        None => Err(Error::config(
-            "spec.config",
-            "missing: a helm Component needs `releaseName` and `source`",
-        )),
-    };
+    let (key, namespace, config) = component_config(component);
     let config = match config {
         Ok(c) => c,
         Err(e) => {
@@ -137,10 +122,7 @@ pub async fn template_component(
             };
         }
     };
-    let located = match pull_component(sources, resolver, secrets, component)
-        .await
-        .result
-    {
+    let located = match locate(sources, resolver, secrets, namespace, &config.source).await {
         Ok(located) => located,
         Err(e) => {
             return TemplateResult {
