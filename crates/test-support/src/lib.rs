@@ -8,12 +8,16 @@
 //! - [`HttpRepo`]: the real nginx serving a directory indexed by `helm repo index`, optionally
 //!   with basic auth, TLS, a sub-path, another loopback address and extra `location` blocks.
 //!
+//! - [`Cluster`]: a real Kubernetes control plane (etcd, kube-apiserver, controller-manager,
+//!   scheduler, kwok with a fake Node) built from Go modules by `tools/k8s/build`.
+//!
 //! Every started process is killed and its temporary directory removed on drop, also when a
 //! test panics. The API is synchronous and returns [`anyhow::Result`]: it is for tests only
 //! (a dev-dependency).
 
 mod auth;
 mod chart;
+pub mod cluster;
 mod helm;
 mod http_repo;
 mod port;
@@ -22,6 +26,7 @@ mod registry;
 mod tls;
 
 pub use chart::Chart;
+pub use cluster::Cluster;
 pub use helm::{helm_bin, helm_command, workspace_root};
 pub use http_repo::{HttpAccessEntry, HttpRepo, HttpRepoOptions, ORIGIN_PLACEHOLDER};
 pub use registry::{AccessEntry, Registry, RegistryMode};

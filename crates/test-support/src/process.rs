@@ -71,9 +71,19 @@ impl ServerProcess {
     /// Polls `probe` until it reports ready, the process exits, or [`READY_TIMEOUT`] passes.
     pub(crate) fn wait_ready(
         &mut self,
+        probe: impl FnMut(Option<u32>) -> Probe,
+    ) -> Result<(), StartFailure> {
+        self.wait_ready_within(READY_TIMEOUT, probe)
+    }
+
+    /// As [`ServerProcess::wait_ready`], with a timeout of the caller's (a kube-apiserver
+    /// on a loaded 2-core machine takes longer than a registry).
+    pub(crate) fn wait_ready_within(
+        &mut self,
+        timeout: Duration,
         mut probe: impl FnMut(Option<u32>) -> Probe,
     ) -> Result<(), StartFailure> {
-        let deadline = Instant::now() + READY_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(child) = self.child.as_mut() {
                 match child.try_wait() {
@@ -96,7 +106,7 @@ impl ServerProcess {
             if Instant::now() > deadline {
                 let tail = log_tail(&self.log, 30);
                 return Err(StartFailure::Other(anyhow::anyhow!(
-                    "{} did not answer within {READY_TIMEOUT:?}; log:\n{tail}",
+                    "{} did not answer within {timeout:?}; log:\n{tail}",
                     self.name
                 )));
             }

@@ -10,6 +10,7 @@ use crate::helm::run;
 
 /// Files of a generated test CA and the server certificate it signed.
 pub(crate) struct TestCerts {
+    ca_key: PathBuf,
     pub(crate) ca_cert: PathBuf,
     pub(crate) server_cert: PathBuf,
     pub(crate) server_key: PathBuf,
@@ -92,10 +93,57 @@ impl TestCerts {
             "openssl: sign server certificate",
         )?;
         Ok(Self {
+            ca_key,
             ca_cert,
             server_cert,
             server_key,
         })
+    }
+
+    /// Signs a client certificate `<stem>.crt` + `<stem>.key` in `dir` for user `cn` in
+    /// group `org` (Kubernetes reads CN as the user name and O as a group).
+    pub(crate) fn client_cert(
+        &self,
+        dir: &Path,
+        stem: &str,
+        cn: &str,
+        org: &str,
+    ) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let key = dir.join(format!("{stem}.key"));
+        let csr = dir.join(format!("{stem}.csr"));
+        let cert = dir.join(format!("{stem}.crt"));
+        let ext = dir.join(format!("{stem}.ext"));
+        run(
+            Command::new("openssl")
+                .args(["req", "-new", "-newkey", "ec"])
+                .args(["-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+                .args(["-subj", &format!("/O={org}/CN={cn}"), "-keyout"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&csr),
+            "openssl: client key",
+        )?;
+        std::fs::write(
+            &ext,
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+        )
+        .context("write client ext")?;
+        run(
+            Command::new("openssl")
+                .args(["x509", "-req", "-days", "3", "-in"])
+                .arg(&csr)
+                .arg("-CA")
+                .arg(&self.ca_cert)
+                .arg("-CAkey")
+                .arg(&self.ca_key)
+                .arg("-CAcreateserial")
+                .arg("-extfile")
+                .arg(&ext)
+                .arg("-out")
+                .arg(&cert),
+            "openssl: sign client certificate",
+        )?;
+        Ok((cert, key))
     }
 
     /// The CA certificate, PEM.
