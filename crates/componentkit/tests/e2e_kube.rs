@@ -1,11 +1,11 @@
-//! componentkit against a real API server. Runs only when `HELM_HANDLER_E2E_KUBECONFIG`
-//! names a kubeconfig (kind, k3d, …); otherwise each test prints why it is skipped.
+//! componentkit against a real API server: the local control plane of
+//! `test_support::Cluster`, or the cluster `HELM_HANDLER_E2E_KUBECONFIG` names (kind, k3d, …).
+//! Skipped, saying why, only outside CI when neither exists.
 //!
 //! Uses the handler name `componentkit-e2e` (no clash with a running helm-handler) and its
 //! own namespace, deleted at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,18 +25,11 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, CustomResourceExt};
 use serde_json::json;
 
-const ENV: &str = "HELM_HANDLER_E2E_KUBECONFIG";
 const HANDLER: &str = "componentkit-e2e";
 
 async fn client() -> Option<Client> {
-    let path = match std::env::var_os(ENV) {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => {
-            println!("skipped: {ENV} not set (no Kubernetes cluster to test against)");
-            return None;
-        }
-    };
-    let kc = Kubeconfig::read_from(&path).unwrap();
+    let target = test_support::e2e_target()?;
+    let kc = Kubeconfig::read_from(target.kubeconfig()).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .unwrap();

@@ -1,5 +1,10 @@
-//! End-to-end suite against a real cluster. Runs only when `HELM_HANDLER_E2E_KUBECONFIG`
-//! names a kubeconfig (kind, k3d, …); otherwise every test prints why it is skipped.
+//! End-to-end suite against a real cluster: the local control plane of
+//! `test_support::Cluster` (etcd, kube-apiserver, controller-manager, scheduler, kwok), or the
+//! cluster `HELM_HANDLER_E2E_KUBECONFIG` names (kind, k3d, …). Skipped, saying why, only
+//! outside CI when neither exists.
+//!
+//! The controller runs under the ServiceAccount and RBAC of `deploy/rbac.yaml` (a token from
+//! the TokenRequest API), never as admin.
 //!
 //! Each test installs the CRD, creates its own namespace, starts the real `helm-handler run`
 //! binary on this machine (`--no-leader-election`, the test namespace as system namespace)
@@ -27,21 +32,41 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, CustomResourceExt};
 use serde_json::json;
-use test_support::{Chart, Registry, RegistryMode};
-
-const ENV: &str = "HELM_HANDLER_E2E_KUBECONFIG";
+use test_support::{Chart, Registry, RegistryMode, Target, e2e_target};
 
 /// One controller at a time on the cluster: the tests run one after the other.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn kubeconfig_path() -> Option<PathBuf> {
-    match std::env::var_os(ENV) {
-        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
-        _ => {
-            println!("skipped: {ENV} not set");
-            None
-        }
-    }
+/// Installs `deploy/rbac.yaml` and writes a kubeconfig of its ServiceAccount into `dir`.
+fn controller_kubeconfig(target: &Target, dir: &Path) -> PathBuf {
+    let rbac = test_support::workspace_root().join("deploy/rbac.yaml");
+    let out = target
+        .kubectl()
+        .args(["create", "namespace", "deployment-system"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() || String::from_utf8_lossy(&out.stderr).contains("AlreadyExists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = target
+        .kubectl()
+        .arg("apply")
+        .arg("-f")
+        .arg(&rbac)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.join("controller.kubeconfig");
+    target
+        .service_account_kubeconfig("deployment-system", "helm-handler", &path)
+        .unwrap();
+    path
 }
 
 async fn client(path: &Path) -> Client {
@@ -178,11 +203,11 @@ async fn phase(api: &Api<Component>, name: &str) -> Option<(Phase, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oci_component_lifecycle() {
-    let Some(kubeconfig) = kubeconfig_path() else {
+    let Some(target) = e2e_target() else {
         return;
     };
     let _serial = SERIAL.lock().await;
-    let client = client(&kubeconfig).await;
+    let client = client(target.kubeconfig()).await;
     install_crd(&client).await;
     let ns = create_namespace(&client, "hh-e2e-life").await;
     let release_ns = format!("{ns}-web");
@@ -191,7 +216,8 @@ async fn oci_component_lifecycle() {
     let registry = Registry::start(RegistryMode::Anonymous).unwrap();
     let tgz = Chart::create("web", "1.0.0").package(dir.path()).unwrap();
     registry.push(&tgz, "charts").unwrap();
-    let _controller = Controller::start(&kubeconfig, &ns, dir.path());
+    let controller_kc = controller_kubeconfig(&target, dir.path());
+    let _controller = Controller::start(&controller_kc, &ns, dir.path());
 
     let components: Api<Component> = Api::namespaced(client.clone(), &ns);
     let config = |replicas: u32| {
@@ -287,11 +313,11 @@ async fn oci_component_lifecycle() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secret_rotation_is_picked_up() {
-    let Some(kubeconfig) = kubeconfig_path() else {
+    let Some(target) = e2e_target() else {
         return;
     };
     let _serial = SERIAL.lock().await;
-    let client = client(&kubeconfig).await;
+    let client = client(target.kubeconfig()).await;
     install_crd(&client).await;
     let ns = create_namespace(&client, "hh-e2e-rot").await;
     let dir = tempfile::tempdir().unwrap();
@@ -315,7 +341,8 @@ async fn secret_rotation_is_picked_up() {
         .create(&PostParams::default(), &secret("wrong-password"))
         .await
         .unwrap();
-    let _controller = Controller::start(&kubeconfig, &ns, dir.path());
+    let controller_kc = controller_kubeconfig(&target, dir.path());
+    let _controller = Controller::start(&controller_kc, &ns, dir.path());
 
     let components: Api<Component> = Api::namespaced(client.clone(), &ns);
     let c = componentkit::memory::component(

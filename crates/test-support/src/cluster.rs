@@ -583,3 +583,105 @@ fn port_or_fail(e: StartFailure) -> anyhow::Result<Result<Cluster, anyhow::Error
         StartFailure::Other(e) => Err(e),
     }
 }
+
+/// The cluster a suite runs against: the one `HELM_HANDLER_E2E_KUBECONFIG` names, else the
+/// local control plane (shared by the test binary).
+pub enum Target {
+    External(PathBuf),
+    Local(&'static Cluster),
+}
+
+impl Target {
+    /// An admin kubeconfig of the target.
+    pub fn kubeconfig(&self) -> &Path {
+        match self {
+            Target::External(path) => path,
+            Target::Local(cluster) => cluster.kubeconfig(),
+        }
+    }
+
+    /// The local control plane, for tests that need its kubectl, logs or fake Node.
+    pub fn local(&self) -> Option<&'static Cluster> {
+        match self {
+            Target::External(_) => None,
+            Target::Local(c) => Some(c),
+        }
+    }
+
+    /// A kubectl aimed at the target as admin.
+    pub fn kubectl(&self) -> Command {
+        let bin = match self {
+            Target::Local(_) => kubectl_bin(),
+            Target::External(_) if kubectl_bin().is_file() => kubectl_bin(),
+            Target::External(_) => PathBuf::from("kubectl"),
+        };
+        let mut cmd = Command::new(bin);
+        cmd.arg("--kubeconfig").arg(self.kubeconfig());
+        cmd
+    }
+
+    /// Writes, at `path`, a kubeconfig of the target that authenticates as ServiceAccount
+    /// `namespace/name` with a token from the TokenRequest API.
+    pub fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+        path: &Path,
+    ) -> anyhow::Result<()> {
+        let token = run(
+            self.kubectl()
+                .args(["create", "token", name, "-n", namespace, "--duration=24h"]),
+            "kubectl create token",
+        )?;
+        let view = run(
+            self.kubectl().args([
+                "config",
+                "view",
+                "--raw",
+                "--minify",
+                "--flatten",
+                "-o",
+                "json",
+            ]),
+            "kubectl config view",
+        )?;
+        let mut config: serde_json::Value =
+            serde_json::from_str(&view).context("kubectl config view: not JSON")?;
+        let users = config
+            .get_mut("users")
+            .and_then(|u| u.as_array_mut())
+            .and_then(|u| u.first_mut())
+            .context("kubeconfig without a user")?;
+        users["user"] = serde_json::json!({"token": token.trim()});
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode_0600()
+            .open(path)
+            .with_context(|| format!("write {}", path.display()))?;
+        file.write_all(serde_json::to_string_pretty(&config)?.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// The target of the cluster suites. `None` (after saying why) only outside CI when no
+/// control plane is built and no external one is named; in CI a missing or broken control
+/// plane fails the test.
+pub fn e2e_target() -> Option<Target> {
+    if let Some(path) = std::env::var_os(EXTERNAL_KUBECONFIG_ENV).filter(|v| !v.is_empty()) {
+        return Some(Target::External(PathBuf::from(path)));
+    }
+    if let Some(reason) = unavailable_reason() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the cluster suites: {reason}"
+        );
+        eprintln!("skipped: {reason} (or set {EXTERNAL_KUBECONFIG_ENV})");
+        return None;
+    }
+    match Cluster::shared() {
+        Ok(c) => Some(Target::Local(c)),
+        Err(e) => panic!("the local control plane is built but did not start: {e:#}"),
+    }
+}

@@ -26,7 +26,7 @@ mod registry;
 mod tls;
 
 pub use chart::Chart;
-pub use cluster::Cluster;
+pub use cluster::{Cluster, Target, e2e_target};
 pub use helm::{helm_bin, helm_command, workspace_root};
 pub use http_repo::{HttpAccessEntry, HttpRepo, HttpRepoOptions, ORIGIN_PLACEHOLDER};
 pub use registry::{AccessEntry, Registry, RegistryMode};
