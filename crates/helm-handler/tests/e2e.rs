@@ -126,7 +126,12 @@ struct Controller {
 
 impl Controller {
     fn start(kubeconfig: &Path, system_namespace: &str, dir: &Path) -> Self {
-        let log = dir.join("controller.log");
+        Self::start_named(kubeconfig, system_namespace, dir, "controller")
+    }
+
+    /// A controller whose identity (`status.claimedBy`) is `name`.
+    fn start_named(kubeconfig: &Path, system_namespace: &str, dir: &Path, name: &str) -> Self {
+        let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_helm-handler"))
             .args(["run", "--no-leader-election", "--log-format=text"])
@@ -135,11 +140,12 @@ impl Controller {
             .arg("--system-namespace")
             .arg(system_namespace)
             .arg("--cache-dir")
-            .arg(dir.join("cache"))
+            .arg(dir.join(format!("{name}-cache")))
             .arg("--helm-binary")
             .arg(test_support::helm_bin())
             .arg("--metrics-addr=127.0.0.1:0")
             .env("RUST_LOG", "info,helm_handler=debug")
+            .env("POD_NAME", name)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(out)
@@ -402,6 +408,289 @@ async fn secret_rotation_is_picked_up() {
             .ok()
             .is_some_and(|c| c.is_none())
     })
+    .await;
+    delete_namespace(&client, &ns).await;
+}
+
+const HELM_FINALIZER: &str = "helm.deployment-orchestrator.io/lifecycle";
+
+fn oci_config(
+    registry: &Registry,
+    release: &str,
+    namespace: &str,
+    repo: &str,
+) -> serde_json::Value {
+    json!({
+        "releaseName": release,
+        "releaseNamespace": namespace,
+        "values": image_values(),
+        "source": {"type": "oci", "chart": registry.oci_ref(repo, "0.1.0"), "plainHTTP": true},
+    })
+}
+
+/// Claiming on the real server: two controllers racing for 20 new Components claim each
+/// exactly once; another handler's Components and a Component held by another handler's
+/// lifecycle finalizer are never touched.
+#[tokio::test(flavor = "multi_thread")]
+async fn claiming_is_exclusive_and_leaves_others_alone() {
+    let Some(target) = e2e_target() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let client = client(target.kubeconfig()).await;
+    install_crd(&client).await;
+    let ns = create_namespace(&client, "hh-e2e-claim").await;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(RegistryMode::Anonymous).unwrap();
+    let tgz = Chart::create("tiny", "0.1.0").package(dir.path()).unwrap();
+    registry.push(&tgz, "charts").unwrap();
+    let components: Api<Component> = Api::namespaced(client.clone(), &ns);
+
+    let other = componentkit::memory::component(&ns, "other", "someone-else", json!({}));
+    components
+        .create(&PostParams::default(), &other)
+        .await
+        .unwrap();
+    let mut held = componentkit::memory::component(
+        &ns,
+        "held",
+        "helm",
+        oci_config(&registry, "held", &ns, "charts/tiny"),
+    );
+    held.metadata.finalizers = Some(vec!["other.deployment-orchestrator.io/lifecycle".into()]);
+    components
+        .create(&PostParams::default(), &held)
+        .await
+        .unwrap();
+
+    let kc = controller_kubeconfig(&target, dir.path());
+    let _a = Controller::start_named(&kc, &ns, dir.path(), "replica-a");
+    let _b = Controller::start_named(&kc, &ns, dir.path(), "replica-b");
+    let names: Vec<String> = (0..20).map(|i| format!("race-{i}")).collect();
+    for name in &names {
+        let c = componentkit::memory::component(
+            &ns,
+            name,
+            "helm",
+            oci_config(&registry, name, &ns, "charts/tiny"),
+        );
+        components.create(&PostParams::default(), &c).await.unwrap();
+    }
+    wait("20 Components Ready", Duration::from_secs(400), || async {
+        let list = components.list(&Default::default()).await.unwrap();
+        list.items
+            .iter()
+            .filter(|c| {
+                c.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("race-"))
+            })
+            .filter(|c| c.phase() == Phase::Ready)
+            .count()
+            == 20
+    })
+    .await;
+    for name in &names {
+        let c = components.get(name).await.unwrap();
+        let finalizers = c.metadata.finalizers.clone().unwrap_or_default();
+        assert_eq!(finalizers, vec![HELM_FINALIZER.to_string()], "{name}");
+        let claimed_by = c.status.as_ref().and_then(|s| s.claimed_by.clone());
+        assert!(
+            matches!(claimed_by.as_deref(), Some("replica-a" | "replica-b")),
+            "{name}: {claimed_by:?}"
+        );
+        // Not asserted: the revision. Without leader election both replicas act on a
+        // Component once it carries the (shared) helm finalizer; one run in two on this
+        // machine saw a second upgrade (revision 2) from the replica with a stale read. That
+        // is why leader election is on by default; sharding is the way to scale out.
+        assert!(
+            c.handler_status().unwrap()["revision"].as_u64().is_some(),
+            "{name}"
+        );
+    }
+    for (name, finalizers) in [
+        ("other", Vec::<String>::new()),
+        (
+            "held",
+            vec!["other.deployment-orchestrator.io/lifecycle".to_string()],
+        ),
+    ] {
+        let c = components.get(name).await.unwrap();
+        assert_eq!(
+            c.metadata.finalizers.unwrap_or_default(),
+            finalizers,
+            "{name}"
+        );
+        assert!(
+            c.status.as_ref().is_none_or(|s| s.phase.is_none()),
+            "{name} got a status: {:?}",
+            c.status
+        );
+    }
+    delete_namespace(&client, &ns).await;
+}
+
+/// Failures on the real server: bad config names the field, an unknown chart is NotFound,
+/// Pods that never get Ready exceed `deploymentTimeout`.
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_name_their_cause() {
+    let Some(target) = e2e_target() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let client = client(target.kubeconfig()).await;
+    install_crd(&client).await;
+    let ns = create_namespace(&client, "hh-e2e-fail").await;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(RegistryMode::Anonymous).unwrap();
+    let tgz = Chart::create("slow", "0.1.0").package(dir.path()).unwrap();
+    registry.push(&tgz, "charts").unwrap();
+    let components: Api<Component> = Api::namespaced(client.clone(), &ns);
+
+    let mut bad = oci_config(&registry, "bad", &ns, "charts/slow");
+    bad["source"]["plainHttp"] = json!(true);
+    let mut missing = oci_config(&registry, "missing", &ns, "charts/nope");
+    missing["releaseName"] = json!("missing");
+    let mut stuck = oci_config(&registry, "stuck", &ns, "charts/slow");
+    stuck["values"] = merge(
+        json!({"podLabels": {test_support::cluster::NEVER_READY_LABEL: "1"}}),
+        image_values(),
+    );
+    let mut stuck_c = componentkit::memory::component(&ns, "stuck", "helm", stuck);
+    stuck_c.spec.deployment_timeout = Some("20s".into());
+    for c in [
+        componentkit::memory::component(&ns, "bad", "helm", bad),
+        componentkit::memory::component(&ns, "missing", "helm", missing),
+        stuck_c,
+    ] {
+        components.create(&PostParams::default(), &c).await.unwrap();
+    }
+    let kc = controller_kubeconfig(&target, dir.path());
+    let _controller = Controller::start(&kc, &ns, dir.path());
+
+    let failed = |name: &'static str| {
+        let components = components.clone();
+        async move {
+            let c = components.get(name).await.ok()?;
+            (c.phase() == Phase::Failed).then(|| {
+                let ready = c.condition("Ready").cloned();
+                let reason = ready.as_ref().map(|r| r.reason.clone()).unwrap_or_default();
+                let message = c
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.message.clone())
+                    .unwrap_or_default();
+                (reason, message)
+            })
+        }
+    };
+    wait("bad config Failed", Duration::from_secs(60), || async {
+        failed("bad").await.is_some()
+    })
+    .await;
+    let (reason, message) = failed("bad").await.unwrap();
+    assert_eq!(reason, "Config", "{message}");
+    assert!(message.contains("plainHttp"), "names the field: {message}");
+
+    wait("unknown chart Failed", Duration::from_secs(60), || async {
+        failed("missing").await.is_some()
+    })
+    .await;
+    let (reason, message) = failed("missing").await.unwrap();
+    assert_eq!(reason, "NotFound", "{message}");
+    assert!(
+        message.contains("charts/nope"),
+        "names the reference: {message}"
+    );
+
+    wait(
+        "deploymentTimeout exceeded",
+        Duration::from_secs(120),
+        || async { failed("stuck").await.is_some() },
+    )
+    .await;
+    let (_, message) = failed("stuck").await.unwrap();
+    assert!(
+        message.to_lowercase().contains("timeout") || message.contains("20s"),
+        "{message}"
+    );
+    delete_namespace(&client, &ns).await;
+}
+
+/// Deletion waits for the composition's coordination finalizer: nothing is uninstalled while
+/// it is present; once it goes, the release is uninstalled and the Component is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn coordination_finalizer_holds_the_uninstall() {
+    let Some(target) = e2e_target() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let client = client(target.kubeconfig()).await;
+    install_crd(&client).await;
+    let ns = create_namespace(&client, "hh-e2e-coord").await;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(RegistryMode::Anonymous).unwrap();
+    let tgz = Chart::create("held", "0.1.0").package(dir.path()).unwrap();
+    registry.push(&tgz, "charts").unwrap();
+    let components: Api<Component> = Api::namespaced(client.clone(), &ns);
+    let mut c = componentkit::memory::component(
+        &ns,
+        "held",
+        "helm",
+        oci_config(&registry, "held", &ns, "charts/held"),
+    );
+    c.metadata.finalizers = Some(vec![componentkit::names::COORDINATION_FINALIZER.into()]);
+    components.create(&PostParams::default(), &c).await.unwrap();
+    let kc = controller_kubeconfig(&target, dir.path());
+    let _controller = Controller::start(&kc, &ns, dir.path());
+    wait("Ready", Duration::from_secs(120), || async {
+        phase(&components, "held")
+            .await
+            .is_some_and(|(p, _)| p == Phase::Ready)
+    })
+    .await;
+
+    components
+        .delete("held", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    assert!(
+        deployments.get_opt("held").await.unwrap().is_some(),
+        "not uninstalled yet"
+    );
+    let c = components.get("held").await.unwrap();
+    assert_ne!(c.phase(), Phase::Terminating);
+
+    components
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": [HELM_FINALIZER]}})),
+        )
+        .await
+        .unwrap();
+    wait("Component gone", Duration::from_secs(120), || async {
+        components
+            .get_opt("held")
+            .await
+            .ok()
+            .is_some_and(|c| c.is_none())
+    })
+    .await;
+    wait(
+        "Deployment uninstalled",
+        Duration::from_secs(60),
+        || async {
+            deployments
+                .get_opt("held")
+                .await
+                .map(|d| d.is_none_or(|d| d.metadata.deletion_timestamp.is_some()))
+                .unwrap_or(false)
+        },
+    )
     .await;
     delete_namespace(&client, &ns).await;
 }
