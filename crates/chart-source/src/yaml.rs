@@ -20,7 +20,7 @@
 //!
 //! Errors carry the line and column (1-based) where the parser stood.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use base64::Engine as _;
@@ -236,6 +236,9 @@ pub(crate) struct Composer<'a> {
     depth: usize,
     pub(crate) stats: Stats,
     done: bool,
+    /// A key set twice in one mapping (by merges too) is an error, as in go-yaml's
+    /// `UnmarshalStrict` (helm reads `index.yaml` that way); otherwise the last one wins.
+    strict: bool,
 }
 
 impl<'a> Composer<'a> {
@@ -249,7 +252,26 @@ impl<'a> Composer<'a> {
             depth: 0,
             stats: Stats::default(),
             done: false,
+            strict: false,
         })
+    }
+
+    /// Duplicate keys are errors (see `strict`).
+    pub(crate) fn strict(mut self) -> Self {
+        self.strict = true;
+        self
+    }
+
+    /// In strict mode, refuses a key already set in this mapping.
+    fn once(&self, seen: &mut HashSet<String>, key: &str, span: &Span) -> Result<()> {
+        if self.strict && !seen.insert(key.to_string()) {
+            return Err(Error::at(
+                ErrorKind::Shape,
+                span,
+                format!("key {key:?} already set in map"),
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn next_event(&mut self) -> Result<(Event<'a>, Span)> {
@@ -427,6 +449,7 @@ impl<'a> Composer<'a> {
     ) -> Result<Node> {
         self.enter(span)?;
         let mut map = Map::new();
+        let mut seen = HashSet::new();
         let mut cost = NODE_COST;
         loop {
             let (ev, key_span) = self.next_event()?;
@@ -440,12 +463,20 @@ impl<'a> Composer<'a> {
             if merge {
                 let node = self.node(ev, value_span, true)?;
                 cost = cost.saturating_add(node.cost);
+                let mut merged = Map::new();
+                merge_into(&mut merged, node.value.unwrap_or_default(), &value_span)?;
+                if self.strict {
+                    for key in merged.keys() {
+                        self.once(&mut seen, key, &value_span)?;
+                    }
+                }
                 if keep {
-                    merge_into(&mut map, node.value.unwrap_or_default(), &value_span)?;
+                    map.extend(merged);
                 }
                 continue;
             }
             let key = key_string(key.value.unwrap_or_default(), &key_span)?;
+            self.once(&mut seen, &key, &key_span)?;
             let wanted = keep && filter.is_none_or(|f| f(&key));
             let node = self.node(ev, value_span, wanted)?;
             cost = cost.saturating_add(node.cost);

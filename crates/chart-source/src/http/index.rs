@@ -186,7 +186,7 @@ const ENTRY_FIELDS: [&str; 5] = ["version", "urls", "digest", "created", "deprec
 /// or JSON layout of any shape) is composed as a value and read by the same rules, so the
 /// result is always what a whole-document parse gives.
 fn read_index(text: &str) -> yaml::Result<RawIndex> {
-    let mut c = Composer::new(text, yaml::Limits::default())?;
+    let mut c = Composer::new(text, yaml::Limits::default())?.strict();
     let mut out = RawIndex::default();
     let Some((ev, span)) = c.start_document()? else {
         return Ok(out);
