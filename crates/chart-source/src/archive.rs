@@ -305,7 +305,10 @@ pub fn check_archive(
         .filter(|v| !v.trim().is_empty())
         .ok_or_else(|| fail(&chart_yaml_name, "`version` is missing".into()))?;
     let api_version = parsed.api_version.unwrap_or_else(|| "v1".to_string());
-    let app_version = parsed.app_version.as_ref().and_then(crate::yaml::scalar_text);
+    let app_version = parsed
+        .app_version
+        .as_ref()
+        .and_then(crate::yaml::scalar_text);
 
     let mut dependencies = parsed.dependencies.unwrap_or_default();
     if api_version == "v1"

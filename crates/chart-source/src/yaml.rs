@@ -114,7 +114,10 @@ impl Error {
     fn scan(e: &ScanError) -> Error {
         // The scanner's own bound on flow nesting (255 levels).
         let (kind, message) = if e.info().contains("recursion limit") {
-            (ErrorKind::TooDeep, "nesting too deep: more than 255 levels of flow collections".to_string())
+            (
+                ErrorKind::TooDeep,
+                "nesting too deep: more than 255 levels of flow collections".to_string(),
+            )
         } else {
             (ErrorKind::Syntax, e.info().to_string())
         };
@@ -920,19 +923,43 @@ mod tests {
     #[test]
     fn documents_compose_to_json() {
         let v = |s: &str| from_str_value(s).unwrap();
-        assert_eq!(v("a: yes\nb: 0755\nc: '0755'\nd: \"yes\"\ne:\n"), json!({"a": true, "b": 493, "c": "0755", "d": "yes", "e": null}));
-        assert_eq!(v("1: a\ntrue: b\n1.5: c\n~x: d\n"), json!({"1": "a", "true": "b", "1.5": "c", "~x": "d"}));
+        assert_eq!(
+            v("a: yes\nb: 0755\nc: '0755'\nd: \"yes\"\ne:\n"),
+            json!({"a": true, "b": 493, "c": "0755", "d": "yes", "e": null})
+        );
+        assert_eq!(
+            v("1: a\ntrue: b\n1.5: c\n~x: d\n"),
+            json!({"1": "a", "true": "b", "1.5": "c", "~x": "d"})
+        );
         assert_eq!(v("a: 1\na: 2\n"), json!({"a": 2}));
-        assert_eq!(v("b: &b {x: 1, z: 2}\nc:\n  <<: *b\n  z: 3\n"), json!({"b": {"x": 1, "z": 2}, "c": {"x": 1, "z": 3}}));
-        assert_eq!(v("c:\n  z: 3\n  <<: {x: 1, z: 2}\n"), json!({"c": {"x": 1, "z": 2}}));
+        assert_eq!(
+            v("b: &b {x: 1, z: 2}\nc:\n  <<: *b\n  z: 3\n"),
+            json!({"b": {"x": 1, "z": 2}, "c": {"x": 1, "z": 3}})
+        );
+        assert_eq!(
+            v("c:\n  z: 3\n  <<: {x: 1, z: 2}\n"),
+            json!({"c": {"x": 1, "z": 2}})
+        );
         assert_eq!(v("y: 1\nn: 2\n"), json!({"true": 1, "false": 2}));
-        assert_eq!(v("c:\n  <<: [{x: 1}, {x: 2, z: 3}]\n"), json!({"c": {"x": 1, "z": 3}}));
+        assert_eq!(
+            v("c:\n  <<: [{x: 1}, {x: 2, z: 3}]\n"),
+            json!({"c": {"x": 1, "z": 3}})
+        );
         assert_eq!(v("c:\n  '<<': {x: 1}\n"), json!({"c": {"<<": {"x": 1}}}));
-        assert_eq!(v("a: !!str 0755\nb: !!float 1\nc: !!binary aGk=\nd: !foo 12\ne: |\n  yes\n"), json!({"a": "0755", "b": 1.0, "c": "hi", "d": "12", "e": "yes\n"}));
-        assert_eq!(v("a: &x [1, 2]\nb: *x\n"), json!({"a": [1, 2], "b": [1, 2]}));
+        assert_eq!(
+            v("a: !!str 0755\nb: !!float 1\nc: !!binary aGk=\nd: !foo 12\ne: |\n  yes\n"),
+            json!({"a": "0755", "b": 1.0, "c": "hi", "d": "12", "e": "yes\n"})
+        );
+        assert_eq!(
+            v("a: &x [1, 2]\nb: *x\n"),
+            json!({"a": [1, 2], "b": [1, 2]})
+        );
         assert_eq!(v(""), Value::Null);
         assert_eq!(v("a: 1\n---\nb: 2\n"), json!({"a": 1}));
-        assert_eq!(documents("a: 1\n---\n---\nb: 2\n").unwrap(), vec![json!({"a": 1}), Value::Null, json!({"b": 2})]);
+        assert_eq!(
+            documents("a: 1\n---\n---\nb: 2\n").unwrap(),
+            vec![json!({"a": 1}), Value::Null, json!({"b": 2})]
+        );
     }
 
     #[test]
@@ -994,7 +1021,11 @@ mod tests {
 
     #[test]
     fn nesting_is_bounded() {
-        for deep in ["[".repeat(100_000), "{a: ".repeat(100_000), "- ".repeat(5000)] {
+        for deep in [
+            "[".repeat(100_000),
+            "{a: ".repeat(100_000),
+            "- ".repeat(5000),
+        ] {
             let err = from_str_value(&deep).unwrap_err();
             assert_eq!(err.kind, ErrorKind::TooDeep, "{err}");
             assert!(err.to_string().contains("nesting too deep"), "{err}");

@@ -184,7 +184,9 @@ async fn an_index_with_ordinary_anchors_and_merge_keys_works_like_helm() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let tgz = Chart::create("anchored", "1.2.0").package(dir.path()).unwrap();
+    let tgz = Chart::create("anchored", "1.2.0")
+        .package(dir.path())
+        .unwrap();
     let file = tgz.file_name().unwrap().to_str().unwrap().to_string();
     let repo = HttpRepo::start(dir.path(), HttpRepoOptions::default()).unwrap();
     let index = format!(
@@ -199,7 +201,11 @@ async fn an_index_with_ordinary_anchors_and_merge_keys_works_like_helm() {
         .arg(home.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(home.path().join(&file).is_file());
     // helm reads index.yaml strictly: a key set twice (here by the merge, then again) is
     // an error for helm, and for us.
@@ -254,11 +260,9 @@ fn normalized(v: &Value) -> Value {
     match v {
         Value::Number(n) => serde_json::json!(n.as_f64()),
         Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, v)| (k.clone(), normalized(v)))
-                .collect(),
-        ),
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (k.clone(), normalized(v))).collect())
+        }
         other => other.clone(),
     }
 }
@@ -286,7 +290,12 @@ fn values_read_exactly_as_helm_reads_them() {
         assert_eq!(normalized(&ours), normalized(&helm), "{values:?}");
     }
     // What helm refuses, we refuse.
-    for values in ["a: .inf\n", "? [1]\n: a\n", "a:\n  <<: 1\n", "# \u{1}\na: 1\n"] {
+    for values in [
+        "a: .inf\n",
+        "? [1]\n: a\n",
+        "a:\n  <<: 1\n",
+        "# \u{1}\na: 1\n",
+    ] {
         assert!(helm_reads(values).is_err(), "helm accepted {values:?}");
         assert!(yaml::from_str_value(values).is_err(), "{values:?}");
     }

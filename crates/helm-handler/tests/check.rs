@@ -513,7 +513,8 @@ fn alias_bomb_in_a_component_file_is_refused_within_bounded_memory() {
     .unwrap();
     let mut cmd = if Path::new("/usr/bin/prlimit").exists() {
         let mut c = Command::new("/usr/bin/prlimit");
-        c.arg("--as=1000000000").arg(env!("CARGO_BIN_EXE_helm-handler"));
+        c.arg("--as=1000000000")
+            .arg(env!("CARGO_BIN_EXE_helm-handler"));
         c
     } else {
         Command::new(env!("CARGO_BIN_EXE_helm-handler"))
@@ -522,5 +523,8 @@ fn alias_bomb_in_a_component_file_is_refused_within_bounded_memory() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("excessive aliasing"), "{stderr}");
-    assert!(stderr.contains(&file.display().to_string()), "names the file: {stderr}");
+    assert!(
+        stderr.contains(&file.display().to_string()),
+        "names the file: {stderr}"
+    );
 }

@@ -230,7 +230,11 @@ fn component_values_read_as_helm_reads_a_values_file() {
     .unwrap();
     let out = template(&[&file], &dir.path().join("cache"), &[]);
     let ours = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{ours}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{ours}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(dir.path().join("values.yaml"), values).unwrap();
     let helm = test_support::helm_command(&dir.path().join("home"))
         .args(["template", "echo"])
@@ -239,7 +243,11 @@ fn component_values_read_as_helm_reads_a_values_file() {
         .arg(dir.path().join("values.yaml"))
         .output()
         .unwrap();
-    assert!(helm.status.success(), "{}", String::from_utf8_lossy(&helm.stderr));
+    assert!(
+        helm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&helm.stderr)
+    );
     let rendered = |text: &str| {
         text.lines()
             .find(|l| l.trim_start().starts_with("values:"))
@@ -249,6 +257,14 @@ fn component_values_read_as_helm_reads_a_values_file() {
     };
     let theirs = String::from_utf8_lossy(&helm.stdout).to_string();
     assert_eq!(rendered(&ours), rendered(&theirs));
-    assert!(rendered(&ours).contains(r#"\"hostNetwork\":true"#), "{}", rendered(&ours));
-    assert!(rendered(&ours).contains(r#"\"defaultMode\":493"#), "{}", rendered(&ours));
+    assert!(
+        rendered(&ours).contains(r#"\"hostNetwork\":true"#),
+        "{}",
+        rendered(&ours)
+    );
+    assert!(
+        rendered(&ours).contains(r#"\"defaultMode\":493"#),
+        "{}",
+        rendered(&ours)
+    );
 }

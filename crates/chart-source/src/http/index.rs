@@ -362,7 +362,11 @@ fn entry_from_value(value: Value, chart: &str) -> yaml::Result<Option<Option<Ind
     let map = match value {
         Value::Object(map) => map,
         Value::Null => return Ok(None),
-        _ => return Err(shape(format!("an entry of `entries.{chart}` is not a mapping"))),
+        _ => {
+            return Err(shape(format!(
+                "an entry of `entries.{chart}` is not a mapping"
+            )));
+        }
     };
     let field = |name: &str| map.get(name).unwrap_or(&Value::Null);
     let at = |name: &str| format!("entries.{chart}[].{name}");
@@ -417,11 +421,7 @@ fn compact(raw: RawEntry) -> Option<IndexEntry> {
     Some(IndexEntry {
         version,
         raw_version: raw_version.into_boxed_str(),
-        urls: raw
-            .urls
-            .into_iter()
-            .map(String::into_boxed_str)
-            .collect(),
+        urls: raw.urls.into_iter().map(String::into_boxed_str).collect(),
         digest,
         digest_invalid,
         created: raw.created.map(String::into_boxed_str),
@@ -609,7 +609,10 @@ serverInfo: {contextPath: /x}
         let err = RepoIndex::parse(text.as_bytes(), "http://repo/index.yaml").unwrap_err();
         assert_eq!(err.category(), Category::Integrity);
         let text = err.to_string();
-        assert!(text.contains("control characters") && text.contains("line 1"), "{text}");
+        assert!(
+            text.contains("control characters") && text.contains("line 1"),
+            "{text}"
+        );
         assert!(text.contains("http://repo/index.yaml"), "{text}");
     }
 
