@@ -709,18 +709,17 @@ pub(crate) fn resolve_plain(s: &str) -> Resolved {
         "-.inf" | "-.Inf" | "-.INF" => return Resolved::Float(f64::NEG_INFINITY),
         _ => {}
     }
-    match s.as_bytes()[0] {
-        b'.' => {
-            if yaml_style_float(s) {
-                if let Ok(f) = s.parse::<f64>()
-                    && f.is_finite()
-                {
-                    return Resolved::Float(f);
-                }
+    match s.as_bytes().first() {
+        Some(b'.') => {
+            if yaml_style_float(s)
+                && let Ok(f) = s.parse::<f64>()
+                && f.is_finite()
+            {
+                return Resolved::Float(f);
             }
             Resolved::Str
         }
-        b'0'..=b'9' | b'+' | b'-' => {
+        Some(b'0'..=b'9' | b'+' | b'-') => {
             let plain = s.replace('_', "");
             if let Some(i) = go_parse_int(&plain) {
                 return Resolved::Int(i);
@@ -906,7 +905,7 @@ mod tests {
             (1.0, "1"),
             (1.5, "1.5"),
             (1.1, "1.1"),
-            (3.141_592_653_589_793, "3.1415927"),
+            (std::f64::consts::PI, "3.1415927"),
             (123_456.0, "123456"),
             (1_234_567.0, "1.234567e+06"),
             (1e21, "1e+21"),
