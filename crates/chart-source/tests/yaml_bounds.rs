@@ -178,6 +178,21 @@ async fn index_bomb_through_nginx_is_refused_as_integrity_naming_the_url() {
     assert!(text.contains(&repo.url()), "names the repository: {text}");
 }
 
+/// `helm pull --repo URL CHART` with private homes; helm's stderr when it fails.
+fn helm_pull(repo: &HttpRepo, chart: &str) -> Result<(), String> {
+    let home = tempfile::tempdir().unwrap();
+    let out = test_support::helm_command(home.path())
+        .args(["pull", "--repo", &repo.url(), chart, "-d"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 #[tokio::test]
 async fn an_index_with_ordinary_anchors_and_merge_keys_works_like_helm() {
     if !have(&[Path::new("/usr/sbin/nginx")]) {
@@ -188,6 +203,7 @@ async fn an_index_with_ordinary_anchors_and_merge_keys_works_like_helm() {
         .package(dir.path())
         .unwrap();
     let file = tgz.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(dir.path().join(&file).is_file());
     let repo = HttpRepo::start(dir.path(), HttpRepoOptions::default()).unwrap();
     let index = format!(
         "apiVersion: v1\nentries:\n  mirror:\n  - &first\n    apiVersion: v2\n    name: anchored\n    urls: [{file}]\n    version: 1.2.0\n  anchored:\n  - *first\n  - <<: {{apiVersion: v2, name: anchored}}\n    urls: [{file}]\n    version: 1.1.0\n"
@@ -195,18 +211,7 @@ async fn an_index_with_ordinary_anchors_and_merge_keys_works_like_helm() {
     std::fs::write(repo.dir().join("index.yaml"), &index).unwrap();
     assert_eq!(http_locate(&repo, "anchored").await.unwrap(), "1.2.0");
     // helm reads the same index the same way.
-    let home = tempfile::tempdir().unwrap();
-    let out = test_support::helm_command(home.path())
-        .args(["pull", "--repo", &repo.url(), "anchored", "-d"])
-        .arg(home.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(home.path().join(&file).is_file());
+    helm_pull(&repo, "anchored").unwrap();
     // helm reads index.yaml strictly: a key set twice (here by the merge, then again) is
     // an error for helm, and for us.
     let strict = format!("{index}  - <<: *first\n    version: 1.0.0\n");
@@ -214,14 +219,8 @@ async fn an_index_with_ordinary_anchors_and_merge_keys_works_like_helm() {
     let err = http_locate(&repo, "anchored").await.unwrap_err();
     assert_eq!(err.category(), Category::Integrity, "{err}");
     assert!(err.to_string().contains("already set in map"), "{err}");
-    let home = tempfile::tempdir().unwrap();
-    let out = test_support::helm_command(home.path())
-        .args(["pull", "--repo", &repo.url(), "anchored", "-d"])
-        .arg(home.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already set in map"));
+    let helm = helm_pull(&repo, "anchored").unwrap_err();
+    assert!(helm.contains("already set in map"), "{helm}");
 }
 
 /// What helm makes of a values file: `{{ toJson .Values }}` rendered by `helm template`.

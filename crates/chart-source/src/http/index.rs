@@ -205,10 +205,7 @@ fn read_index(text: &str) -> yaml::Result<RawIndex> {
         let key = c.node(ev, key_span, true)?.value.unwrap_or_default();
         let (ev, value_span) = c.next_event()?;
         if merge {
-            let merged = c.node(ev, value_span, true)?.value.unwrap_or_default();
-            let mut map = Map::new();
-            yaml::merge_into(&mut map, merged, &value_span)?;
-            index_from_value(Value::Object(map), &mut out)?;
+            index_from_value(merged(&mut c, ev, value_span)?, &mut out)?;
             continue;
         }
         match yaml::key_string(key, &key_span)?.as_str() {
@@ -242,10 +239,7 @@ fn read_entries<'a>(c: &mut Composer<'a>, ev: Event<'a>, span: Span) -> yaml::Re
         let key = c.node(ev, key_span, true)?.value.unwrap_or_default();
         let (ev, value_span) = c.next_event()?;
         if merge {
-            let merged = c.node(ev, value_span, true)?.value.unwrap_or_default();
-            let mut map = Map::new();
-            yaml::merge_into(&mut map, merged, &value_span)?;
-            let part = entries_from_value(Value::Object(map))?;
+            let part = entries_from_value(merged(c, ev, value_span)?)?;
             out.skipped += part.skipped;
             out.charts.extend(part.charts);
             continue;
@@ -285,6 +279,14 @@ fn read_entries<'a>(c: &mut Composer<'a>, ev: Event<'a>, span: Span) -> yaml::Re
     }
     c.leave();
     Ok(out)
+}
+
+/// The mapping a merge key's value (`<<: …`) stands for.
+fn merged<'a>(c: &mut Composer<'a>, ev: Event<'a>, span: Span) -> yaml::Result<Value> {
+    let value = c.node(ev, span, true)?.value.unwrap_or_default();
+    let mut map = Map::new();
+    yaml::merge_into(&mut map, value, &span)?;
+    Ok(Value::Object(map))
 }
 
 fn shape(message: String) -> yaml::Error {
