@@ -85,8 +85,8 @@ pub struct ChartMeta {
 struct ChartYaml {
     api_version: Option<String>,
     name: Option<String>,
-    version: Option<serde_norway::Value>,
-    app_version: Option<serde_norway::Value>,
+    version: Option<serde_json::Value>,
+    app_version: Option<serde_json::Value>,
     #[serde(default)]
     dependencies: Option<Vec<Dependency>>,
 }
@@ -292,7 +292,7 @@ pub fn check_archive(
     let Some(chart_yaml) = chart_yaml else {
         return Err(fail(&chart_yaml_name, "Chart.yaml is missing".into()));
     };
-    let parsed: ChartYaml = serde_norway::from_slice(&chart_yaml)
+    let parsed: ChartYaml = crate::yaml::from_slice(&chart_yaml)
         .map_err(|e| fail(&chart_yaml_name, format!("invalid YAML: {e}")))?;
     let name = parsed
         .name
@@ -301,11 +301,14 @@ pub fn check_archive(
     let version = parsed
         .version
         .as_ref()
-        .and_then(yaml_scalar)
+        .and_then(crate::yaml::scalar_text)
         .filter(|v| !v.trim().is_empty())
         .ok_or_else(|| fail(&chart_yaml_name, "`version` is missing".into()))?;
     let api_version = parsed.api_version.unwrap_or_else(|| "v1".to_string());
-    let app_version = parsed.app_version.as_ref().and_then(yaml_scalar);
+    let app_version = parsed
+        .app_version
+        .as_ref()
+        .and_then(crate::yaml::scalar_text);
 
     let mut dependencies = parsed.dependencies.unwrap_or_default();
     if api_version == "v1"
@@ -313,7 +316,7 @@ pub fn check_archive(
         && let Some(req) = requirements_yaml
     {
         let req_name = format!("{top}/requirements.yaml");
-        let parsed: RequirementsYaml = serde_norway::from_slice(&req)
+        let parsed: RequirementsYaml = crate::yaml::from_slice(&req)
             .map_err(|e| fail(&req_name, format!("invalid YAML: {e}")))?;
         dependencies = parsed.dependencies.unwrap_or_default();
     }
@@ -377,16 +380,6 @@ fn dependency_present(packaged: &BTreeSet<String>, name: &str) -> bool {
                 .and_then(|rest| rest.strip_prefix('-'))
                 .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit() || c == 'v'))
     })
-}
-
-/// Chart.yaml versions are sometimes written unquoted (`version: 1.0`): take scalars as text.
-fn yaml_scalar(v: &serde_norway::Value) -> Option<String> {
-    match v {
-        serde_norway::Value::String(s) => Some(s.clone()),
-        serde_norway::Value::Number(n) => Some(n.to_string()),
-        serde_norway::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 struct HashingReader<R> {

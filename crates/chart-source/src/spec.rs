@@ -481,13 +481,22 @@ impl<'a> Obj<'a> {
         }
     }
 
-    /// A version may be written unquoted in YAML (`version: 1.2`), which arrives as a number.
+    /// A version written unquoted in YAML (`version: 1.10`) arrives as a number, and the
+    /// number (1.1) is not what was written: refuse it rather than deploy another version.
     fn required_version(&self, key: &str) -> Result<String> {
         let field = self.path(key);
         let expected = "a version (1.2.3) or a constraint (^1.2)";
         let version = match self.required(key, expected)? {
             Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
+            Value::Number(n) => {
+                return Err(Error::config(
+                    &field,
+                    format!(
+                        "is the number {n}, not a string: YAML reads an unquoted version as a \
+                         number (`1.10` becomes 1.1); quote it, e.g. version: \"{n}\""
+                    ),
+                ));
+            }
             other => {
                 return Err(Error::config(
                     &field,

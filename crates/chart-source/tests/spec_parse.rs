@@ -116,12 +116,20 @@ fn nested_http_full() {
     );
 }
 
+/// `version: 1.10` unquoted is the number 1.1 once YAML has read it: refused, naming the
+/// field in the spelling used and saying to quote it.
 #[test]
-fn unquoted_yaml_version_is_accepted() {
-    let s = http(
-        json!({"source": {"type": "http", "repository": {"url": "http://127.0.0.1:8080/sub"}, "chart": {"name": "a", "version": 1.2}}}),
-    );
-    assert_eq!(s.version, "1.2");
+fn unquoted_yaml_version_is_refused() {
+    let nested = chart_source::yaml::from_str_value(
+        "source:\n  type: http\n  repository: {url: http://127.0.0.1:8080/sub}\n  chart: {name: a, version: 1.10}\n",
+    )
+    .unwrap();
+    let flat = chart_source::yaml::from_str_value(
+        "repository: {url: http://127.0.0.1:8080/sub}\nchart: {name: a, version: 2}\n",
+    )
+    .unwrap();
+    rejects(nested, "source.chart.version", &["number 1.1", "quote it"]);
+    rejects(flat, "chart.version", &["number 2", "quote it"]);
 }
 
 #[test]

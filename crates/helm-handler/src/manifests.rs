@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use componentkit::crd::Component;
 use componentkit::names;
 use k8s_openapi::api::core::v1::Secret;
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::credentials::FileSecretStore;
@@ -65,21 +64,12 @@ impl Manifests {
     /// Adds the objects of one file's text; `path` is used in messages.
     pub fn add_str(&mut self, path: &Path, text: &str) -> Result<(), Error> {
         for (start_line, doc) in split_documents(text) {
-            let value: Value = match serde_norway::Deserializer::from_str(&doc)
-                .next()
-                .map(Value::deserialize)
-            {
-                None => continue,
-                Some(Ok(v)) => v,
-                Some(Err(e)) => {
-                    let line = e.location().map(|l| start_line + l.line() - 1);
-                    return Err(Error::Manifest {
-                        path: path.to_path_buf(),
-                        line: line.or(Some(start_line)),
-                        message: format!("invalid YAML: {}", strip_location(&e.to_string())),
-                    });
-                }
-            };
+            // kubectl's reading (sigs.k8s.io/yaml), bounded: see chart_source::yaml.
+            let value = chart_source::yaml::from_str_value(&doc).map_err(|e| Error::Manifest {
+                path: path.to_path_buf(),
+                line: Some(e.line.map_or(start_line, |l| start_line + l - 1)),
+                message: format!("invalid YAML: {}", e.message),
+            })?;
             self.add_value(path, start_line, value)?;
         }
         Ok(())
@@ -226,13 +216,6 @@ fn split_documents(text: &str) -> Vec<(usize, String)> {
 }
 
 /// serde_norway appends ` at line L column C`; the caller reports the file line instead.
-fn strip_location(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

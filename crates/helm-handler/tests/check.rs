@@ -492,3 +492,39 @@ fn the_examples_are_valid() {
     assert!(got.len() >= 7, "{}", run.stdout);
     assert!(got.values().all(|v| v == "ok"), "{}", run.stdout);
 }
+
+/// A Component file whose values alias a list into 10^9 nodes (767 bytes): refused as a file
+/// error naming the file, under a 1 GB address-space limit (unbounded, it needs many GB).
+#[test]
+fn alias_bomb_in_a_component_file_is_refused_within_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut values = String::from("      l0: &l0 [lol]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*l{}", i - 1); 10].join(",");
+        values.push_str(&format!("      l{i}: &l{i} [{refs}]\n"));
+    }
+    let file = dir.path().join("bomb.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: deployment-orchestrator.io/v1alpha1\nkind: Component\nmetadata: {{name: bomb, namespace: apps}}\nspec:\n  handler: helm\n  config:\n    releaseName: bomb\n    source: {{type: oci, chart: \"oci://127.0.0.1:5000/charts/bomb:1.0.0\"}}\n    values:\n{values}"
+        ),
+    )
+    .unwrap();
+    let mut cmd = if Path::new("/usr/bin/prlimit").exists() {
+        let mut c = Command::new("/usr/bin/prlimit");
+        c.arg("--as=1000000000")
+            .arg(env!("CARGO_BIN_EXE_helm-handler"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_helm-handler"))
+    };
+    let out = cmd.arg("check").arg("-f").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("excessive aliasing"), "{stderr}");
+    assert!(
+        stderr.contains(&file.display().to_string()),
+        "names the file: {stderr}"
+    );
+}

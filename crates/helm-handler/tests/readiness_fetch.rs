@@ -232,5 +232,5 @@ async fn api_errors_carry_a_category() {
 
     let (client, _) = fake_api(cluster("deployment-ready"), vec![]);
     let err = check_release(client, "kind: [", "apps").await.unwrap_err();
-    assert!(err.to_string().contains("document 0"), "{err}");
+    assert!(err.to_string().contains("invalid YAML: line 2"), "{err}");
 }

@@ -198,3 +198,73 @@ fn unusable_inputs_exit_2() {
     assert!(stderr.contains("/nonexistent/helm"), "{stderr}");
     assert!(stderr.contains("not found"), "{stderr}");
 }
+
+/// A Component's values read as kubectl and helm read YAML (YAML 1.1 booleans and octals,
+/// merge keys, non-string keys): what `template` renders equals what
+/// `helm template -f values.yaml` renders for the same values, same chart, same run.
+#[test]
+fn component_values_read_as_helm_reads_a_values_file() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(RegistryMode::Anonymous).unwrap();
+    let tgz = Chart::new("echo", "1.0.0")
+        .file(
+            "templates/values.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: echo\ndata:\n  values: {{ toJson .Values | quote }}\n",
+        )
+        .package(&dir.path().join("pkg"))
+        .unwrap();
+    registry.push(&tgz, "charts").unwrap();
+    let values = "hostNetwork: yes\ndefaultMode: 0755\nenabled: on\nmask: 0x1F\nbase: &base {cpu: 1, mem: 2}\nres:\n  <<: *base\n  mem: 3\n1: one\ntrue: yes\nversion: 1.10\nquoted: '0755'\ndup: 1\ndup: 2\n";
+    let indented: String = values.lines().map(|l| format!("      {l}\n")).collect();
+    let file = dir.path().join("component.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: deployment-orchestrator.io/v1alpha1\nkind: Component\nmetadata:\n  name: echo\n  namespace: apps\nspec:\n  handler: helm\n  config:\n    releaseName: echo\n    source:\n      type: oci\n      chart: {}\n      plainHTTP: true\n    values:\n{indented}",
+            registry.oci_ref("charts/echo", "1.0.0")
+        ),
+    )
+    .unwrap();
+    let out = template(&[&file], &dir.path().join("cache"), &[]);
+    let ours = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{ours}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.path().join("values.yaml"), values).unwrap();
+    let helm = test_support::helm_command(&dir.path().join("home"))
+        .args(["template", "echo"])
+        .arg(&tgz)
+        .arg("-f")
+        .arg(dir.path().join("values.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        helm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&helm.stderr)
+    );
+    let rendered = |text: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with("values:"))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no values line in {text}"))
+            .to_string()
+    };
+    let theirs = String::from_utf8_lossy(&helm.stdout).to_string();
+    assert_eq!(rendered(&ours), rendered(&theirs));
+    assert!(
+        rendered(&ours).contains(r#"\"hostNetwork\":true"#),
+        "{}",
+        rendered(&ours)
+    );
+    assert!(
+        rendered(&ours).contains(r#"\"defaultMode\":493"#),
+        "{}",
+        rendered(&ours)
+    );
+}

@@ -2,7 +2,6 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 /// The identity of one object of a release.
@@ -38,8 +37,8 @@ impl fmt::Display for ObjectRef {
 /// A manifest document that is not a Kubernetes object.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("release manifest, document {index}: invalid YAML: {message}")]
-    Yaml { index: usize, message: String },
+    #[error("release manifest: invalid YAML: {0}")]
+    Yaml(#[source] chart_source::yaml::Error),
     #[error("release manifest, document {index}: missing {field}")]
     MissingField { index: usize, field: &'static str },
 }
@@ -100,12 +99,10 @@ pub fn parse_manifest(
     release_namespace: &str,
 ) -> Result<Vec<ObjectRef>, ManifestError> {
     let mut refs = Vec::new();
-    for (index, doc) in serde_norway::Deserializer::from_str(manifest).enumerate() {
-        let value = Value::deserialize(doc).map_err(|e| ManifestError::Yaml {
-            index,
-            message: e.to_string(),
-        })?;
-        collect(index, &value, release_namespace, &mut refs)?;
+    // Rendered by a chart we do not trust: the same bounded reading as every other YAML.
+    let docs = chart_source::yaml::documents(manifest).map_err(ManifestError::Yaml)?;
+    for (index, value) in docs.iter().enumerate() {
+        collect(index, value, release_namespace, &mut refs)?;
     }
     let mut seen = std::collections::HashSet::new();
     refs.retain(|r| seen.insert(r.clone()));
@@ -187,8 +184,12 @@ mod tests {
     fn errors_name_the_document() {
         let err = parse_manifest("apiVersion: v1\nkind: X\n", "ns").unwrap_err();
         assert!(err.to_string().contains("metadata.name"), "{err}");
-        let err = parse_manifest("a: [\n", "ns").unwrap_err();
-        assert!(err.to_string().contains("document 0"), "{err}");
+        let err = parse_manifest("---\napiVersion: v1\n---\na: [\n", "ns").unwrap_err();
+        assert!(err.to_string().contains("invalid YAML: line 5"), "{err}");
         assert!(parse_manifest("", "ns").unwrap().is_empty());
+        // A hostile chart's rendered manifest is bounded like any other YAML.
+        let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n";
+        let err = parse_manifest(bomb, "ns").unwrap_err();
+        assert!(err.to_string().contains("excessive aliasing"), "{err}");
     }
 }
