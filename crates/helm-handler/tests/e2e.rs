@@ -223,7 +223,7 @@ async fn oci_component_lifecycle() {
     let tgz = Chart::create("web", "1.0.0").package(dir.path()).unwrap();
     registry.push(&tgz, "charts").unwrap();
     let controller_kc = controller_kubeconfig(&target, dir.path());
-    let _controller = Controller::start(&controller_kc, &ns, dir.path());
+    let controller = Controller::start(&controller_kc, &ns, dir.path());
 
     let components: Api<Component> = Api::namespaced(client.clone(), &ns);
     let config = |replicas: u32| {
@@ -247,6 +247,48 @@ async fn oci_component_lifecycle() {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &release_ns);
     let d = deployments.get("web").await.unwrap();
     assert_eq!(d.status.unwrap().available_replicas, Some(1));
+    // What a person sees: the CRD's printer columns and `kubectl wait`.
+    let out = target
+        .kubectl()
+        .args(["get", "components", "-n", &ns])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &header[..4],
+        ["NAME", "HANDLER", "PHASE", "READY"],
+        "{table}"
+    );
+    assert!(
+        table.lines().any(|l| l
+            .split_whitespace()
+            .take(4)
+            .eq(["web", "helm", "Ready", "True"])),
+        "{table}"
+    );
+    let out = target
+        .kubectl()
+        .args([
+            "wait",
+            "--for=condition=Ready",
+            "component/web",
+            "-n",
+            &ns,
+            "--timeout=30s",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let c = components.get("web").await.unwrap();
     let hs = c.handler_status().unwrap();
     assert_eq!(hs["revision"], 1);
@@ -278,6 +320,20 @@ async fn oci_component_lifecycle() {
     assert_eq!(c.handler_status().unwrap()["revision"], 2);
     let d = deployments.get("web").await.unwrap();
     assert_eq!(d.status.unwrap().available_replicas, Some(2));
+
+    // Nothing changed → no new revision, across resyncs and a controller restart.
+    drop(controller);
+    let controller = Controller::start(&controller_kc, &ns, dir.path());
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let c = components.get("web").await.unwrap();
+    assert_eq!(c.phase(), Phase::Ready);
+    assert_eq!(
+        c.handler_status().unwrap()["revision"],
+        2,
+        "no revision churn"
+    );
+    drop(controller);
+    let _controller = Controller::start(&controller_kc, &ns, dir.path());
 
     // Deletion: uninstalled, finalizer removed (object gone), namespace removed.
     components
