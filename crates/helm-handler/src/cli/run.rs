@@ -393,16 +393,23 @@ async fn run_with_server(
     })
 }
 
-/// This replica's identity: the pod name (`POD_NAME`, else `HOSTNAME`), else a pid-based name.
+/// This replica's identity (`status.claimedBy`, the Lease holder): the pod name
+/// (`POD_NAME`, set by the manifests), else `HOSTNAME-PID`. Outside a Pod every process on a
+/// machine shares `HOSTNAME`: two of them with leader election would both read the Lease as
+/// theirs (found running two `run` processes on one machine against the real control plane).
 pub fn identity() -> String {
-    for var in ["POD_NAME", "HOSTNAME"] {
-        if let Ok(v) = std::env::var(var)
-            && !v.trim().is_empty()
-        {
-            return v.trim().to_string();
-        }
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let pid = std::process::id();
+    match (var("POD_NAME"), var("HOSTNAME")) {
+        (Some(pod), _) => pod,
+        (None, Some(host)) => format!("{host}-{pid}"),
+        (None, None) => format!("helm-handler-{pid}"),
     }
-    format!("helm-handler-{}", std::process::id())
 }
 
 /// The Components to re-reconcile when Secret `namespace/name` changed. Components not yet
