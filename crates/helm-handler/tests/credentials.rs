@@ -763,6 +763,9 @@ async fn password_never_appears_in_errors_logs_or_debug_output() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary hit the same callsites on threads without a subscriber,
+    // and tracing may have cached them as never interesting (seen flaking in CI).
+    tracing::callsite::rebuild_interest_cache();
 
     let b64 = base64::engine::general_purpose::STANDARD.encode(format!("u:{PASSWORD}"));
     let secrets: Secrets = vec![
