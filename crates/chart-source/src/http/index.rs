@@ -195,7 +195,40 @@ fn read_index(text: &str) -> yaml::Result<RawIndex> {
         let value = c.node(ev, span, true)?.value.unwrap_or_default();
         return index_from_value(value, &mut out).map(|()| out);
     };
-    c.enter(&span)?;
+    each_key(&mut c, &span, |c, key, ev, value_span| {
+        match key {
+            Key::Merge => index_from_value(merged(c, ev, value_span)?, &mut out)?,
+            Key::Named(name) => match name.as_str() {
+                "apiVersion" => {
+                    let value = c.node(ev, value_span, true)?.value.unwrap_or_default();
+                    out.api_version = string_field(&value, "apiVersion")?;
+                }
+                "entries" => out.entries = read_entries(c, ev, value_span)?,
+                _ => {
+                    c.node(ev, value_span, false)?;
+                }
+            },
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// A key of a block mapping walked by [`each_key`].
+enum Key {
+    /// `<<`: its value is merged into the mapping.
+    Merge,
+    Named(String),
+}
+
+/// Walks the block mapping that starts at `span` key by key, in document order, handing
+/// each key and its value's first event to `f`, which consumes the value.
+fn each_key<'a>(
+    c: &mut Composer<'a>,
+    span: &Span,
+    mut f: impl FnMut(&mut Composer<'a>, Key, Event<'a>, Span) -> yaml::Result<()>,
+) -> yaml::Result<()> {
+    c.enter(span)?;
     loop {
         let (ev, key_span) = c.next_event()?;
         if matches!(ev, Event::MappingEnd) {
@@ -203,24 +236,16 @@ fn read_index(text: &str) -> yaml::Result<RawIndex> {
         }
         let merge = yaml::is_merge_key(&ev);
         let key = c.node(ev, key_span, true)?.value.unwrap_or_default();
+        let key = if merge {
+            Key::Merge
+        } else {
+            Key::Named(yaml::key_string(key, &key_span)?)
+        };
         let (ev, value_span) = c.next_event()?;
-        if merge {
-            index_from_value(merged(&mut c, ev, value_span)?, &mut out)?;
-            continue;
-        }
-        match yaml::key_string(key, &key_span)?.as_str() {
-            "apiVersion" => {
-                let value = c.node(ev, value_span, true)?.value.unwrap_or_default();
-                out.api_version = string_field(&value, "apiVersion")?;
-            }
-            "entries" => out.entries = read_entries(&mut c, ev, value_span)?,
-            _ => {
-                c.node(ev, value_span, false)?;
-            }
-        }
+        f(c, key, ev, value_span)?;
     }
     c.leave();
-    Ok(out)
+    Ok(())
 }
 
 fn read_entries<'a>(c: &mut Composer<'a>, ev: Event<'a>, span: Span) -> yaml::Result<Entries> {
@@ -229,22 +254,16 @@ fn read_entries<'a>(c: &mut Composer<'a>, ev: Event<'a>, span: Span) -> yaml::Re
         return entries_from_value(value);
     };
     let mut out = Entries::default();
-    c.enter(&span)?;
-    loop {
-        let (ev, key_span) = c.next_event()?;
-        if matches!(ev, Event::MappingEnd) {
-            break;
-        }
-        let merge = yaml::is_merge_key(&ev);
-        let key = c.node(ev, key_span, true)?.value.unwrap_or_default();
-        let (ev, value_span) = c.next_event()?;
-        if merge {
-            let part = entries_from_value(merged(c, ev, value_span)?)?;
-            out.skipped += part.skipped;
-            out.charts.extend(part.charts);
-            continue;
-        }
-        let name = yaml::key_string(key, &key_span)?;
+    each_key(c, &span, |c, key, ev, value_span| {
+        let name = match key {
+            Key::Merge => {
+                let part = entries_from_value(merged(c, ev, value_span)?)?;
+                out.skipped += part.skipped;
+                out.charts.extend(part.charts);
+                return Ok(());
+            }
+            Key::Named(name) => name,
+        };
         let (versions, skipped) = match ev {
             Event::SequenceStart(0, _) => {
                 c.enter(&value_span)?;
@@ -276,8 +295,8 @@ fn read_entries<'a>(c: &mut Composer<'a>, ev: Event<'a>, span: Span) -> yaml::Re
         };
         out.skipped += skipped;
         out.charts.insert(name.into_boxed_str(), sorted(versions));
-    }
-    c.leave();
+        Ok(())
+    })?;
     Ok(out)
 }
 
