@@ -90,7 +90,6 @@ pub struct Cluster {
     guardian: Option<Child>,
     server: String,
     kubeconfig: PathBuf,
-    ca_cert: PathBuf,
     started_in: Duration,
     dir: TempDir,
 }
@@ -168,14 +167,12 @@ impl Cluster {
         let (etcd_client, etcd_peer, api_port) = (free_port(lo)?, free_port(lo)?, free_port(lo)?);
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = d.join("kubeconfig");
-        write_kubeconfig(
+        write_admin_kubeconfig(
             &kubeconfig,
             &server,
             &certs.ca_cert,
-            &KubeUser::Cert {
-                cert: admin_cert,
-                key: admin_key,
-            },
+            &admin_cert,
+            &admin_key,
         )?;
 
         // etcd
@@ -262,13 +259,7 @@ impl Cluster {
 
         // Controllers, scheduler and kwok talk to the apiserver as admin.
         let mut cmd = Command::new(bin.join("kube-controller-manager"));
-        cmd.arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--authentication-kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--authorization-kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--bind-address=127.0.0.1", "--secure-port=0"])
+        as_admin(&mut cmd, &kubeconfig)
             .args([
                 "--leader-elect=false",
                 "--use-service-account-credentials=false",
@@ -294,14 +285,7 @@ impl Cluster {
             &d.join("kube-controller-manager.log"),
         )?;
         let mut cmd = Command::new(bin.join("kube-scheduler"));
-        cmd.arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--authentication-kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--authorization-kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--bind-address=127.0.0.1", "--secure-port=0"])
-            .arg("--leader-elect=false");
+        as_admin(&mut cmd, &kubeconfig).arg("--leader-elect=false");
         spawn(
             &mut cluster_processes,
             &pids,
@@ -332,7 +316,6 @@ impl Cluster {
             guardian: Some(guardian),
             server,
             kubeconfig,
-            ca_cert: certs.ca_cert.clone(),
             started_in: Duration::ZERO,
             dir,
         };
@@ -462,14 +445,7 @@ impl Cluster {
         name: &str,
         path: &Path,
     ) -> anyhow::Result<()> {
-        let token =
-            self.kubectl_ok(&["create", "token", name, "-n", namespace, "--duration=24h"])?;
-        write_kubeconfig(
-            path,
-            &self.server,
-            &self.ca_cert,
-            &KubeUser::Token(token.trim().to_owned()),
-        )
+        service_account_kubeconfig(|| self.kubectl(), namespace, name, path)
     }
 
     /// A component's log (`etcd`, `kube-apiserver`, `kube-controller-manager`, …).
@@ -492,48 +468,85 @@ impl Drop for Cluster {
     }
 }
 
-enum KubeUser {
-    Cert { cert: PathBuf, key: PathBuf },
-    Token(String),
-}
-
-fn write_kubeconfig(path: &Path, server: &str, ca: &Path, user: &KubeUser) -> anyhow::Result<()> {
-    let user = match user {
-        KubeUser::Cert { cert, key } => serde_json::json!({
-            "client-certificate": cert, "client-key": key,
-        }),
-        KubeUser::Token(token) => serde_json::json!({ "token": token }),
-    };
-    // JSON is YAML: every kubeconfig reader takes it.
+fn write_admin_kubeconfig(
+    path: &Path,
+    server: &str,
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> anyhow::Result<()> {
     let config = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "test", "cluster": {"server": server, "certificate-authority": ca}}],
-        "users": [{"name": "user", "user": user}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "user"}}],
+        "users": [{"name": "admin", "user": {"client-certificate": cert, "client-key": key}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
         "current-context": "test",
     });
+    write_kubeconfig(path, &config)
+}
+
+/// A kubeconfig, as JSON (which is YAML: every kubeconfig reader takes it), readable by its
+/// owner only: it holds a key or a token.
+fn write_kubeconfig(path: &Path, config: &serde_json::Value) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode_0600()
+        .mode(0o600)
         .open(path)
         .with_context(|| format!("write {}", path.display()))?;
-    file.write_all(serde_json::to_string_pretty(&config)?.as_bytes())
-        .with_context(|| format!("write {}", path.display()))?;
-    Ok(())
+    file.write_all(serde_json::to_string_pretty(config)?.as_bytes())
+        .with_context(|| format!("write {}", path.display()))
 }
 
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
+/// Writes, at `path`, the kubeconfig `kubectl` (an admin's) uses, with its user replaced by
+/// ServiceAccount `namespace/name` and a token from the TokenRequest API.
+fn service_account_kubeconfig(
+    kubectl: impl Fn() -> Command,
+    namespace: &str,
+    name: &str,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let token = run(
+        kubectl().args(["create", "token", name, "-n", namespace, "--duration=24h"]),
+        "kubectl create token",
+    )?;
+    let view = run(
+        kubectl().args([
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "--flatten",
+            "-o",
+            "json",
+        ]),
+        "kubectl config view",
+    )?;
+    let mut config: serde_json::Value =
+        serde_json::from_str(&view).context("kubectl config view: not JSON")?;
+    let user = config
+        .get_mut("users")
+        .and_then(|u| u.as_array_mut())
+        .and_then(|u| u.first_mut())
+        .context("kubeconfig without a user")?;
+    user["user"] = serde_json::json!({"token": token.trim()});
+    write_kubeconfig(path, &config)
 }
 
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
+/// The flags of a control-plane component (controller-manager, scheduler) that talks to the
+/// apiserver as admin and serves nothing of its own.
+fn as_admin<'a>(cmd: &'a mut Command, kubeconfig: &Path) -> &'a mut Command {
+    for flag in [
+        "--kubeconfig",
+        "--authentication-kubeconfig",
+        "--authorization-kubeconfig",
+    ] {
+        cmd.arg(flag).arg(kubeconfig);
     }
+    cmd.args(["--bind-address=127.0.0.1", "--secure-port=0"])
 }
 
 /// Spawns a component, records its pid for the guardian, and returns it for a readiness wait.
@@ -628,40 +641,7 @@ impl Target {
         name: &str,
         path: &Path,
     ) -> anyhow::Result<()> {
-        let token = run(
-            self.kubectl()
-                .args(["create", "token", name, "-n", namespace, "--duration=24h"]),
-            "kubectl create token",
-        )?;
-        let view = run(
-            self.kubectl().args([
-                "config",
-                "view",
-                "--raw",
-                "--minify",
-                "--flatten",
-                "-o",
-                "json",
-            ]),
-            "kubectl config view",
-        )?;
-        let mut config: serde_json::Value =
-            serde_json::from_str(&view).context("kubectl config view: not JSON")?;
-        let users = config
-            .get_mut("users")
-            .and_then(|u| u.as_array_mut())
-            .and_then(|u| u.first_mut())
-            .context("kubeconfig without a user")?;
-        users["user"] = serde_json::json!({"token": token.trim()});
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode_0600()
-            .open(path)
-            .with_context(|| format!("write {}", path.display()))?;
-        file.write_all(serde_json::to_string_pretty(&config)?.as_bytes())?;
-        Ok(())
+        service_account_kubeconfig(|| self.kubectl(), namespace, name, path)
     }
 }
 
