@@ -168,6 +168,51 @@ impl Drop for Controller {
     }
 }
 
+/// What every test starts from: the cluster, held by one test at a time; a namespace of the
+/// test's own with the CRD installed; a registry holding one `helm create` chart; a
+/// kubeconfig of the controller's ServiceAccount. `None` where the suite is skipped.
+struct Env {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+    target: Target,
+    client: Client,
+    ns: String,
+    dir: tempfile::TempDir,
+    registry: Registry,
+    components: Api<Component>,
+    controller_kc: PathBuf,
+}
+
+impl Env {
+    async fn start(
+        prefix: &str,
+        mode: RegistryMode,
+        (chart, version): (&str, &str),
+        repository: &str,
+    ) -> Option<Self> {
+        let target = e2e_target()?;
+        let serial = SERIAL.lock().await;
+        let client = client(target.kubeconfig()).await;
+        install_crd(&client).await;
+        let ns = create_namespace(&client, prefix).await;
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::start(mode).unwrap();
+        let tgz = Chart::create(chart, version).package(dir.path()).unwrap();
+        registry.push(&tgz, repository).unwrap();
+        let controller_kc = controller_kubeconfig(&target, dir.path());
+        let components = Api::namespaced(client.clone(), &ns);
+        Some(Self {
+            _serial: serial,
+            target,
+            client,
+            ns,
+            dir,
+            registry,
+            components,
+            controller_kc,
+        })
+    }
+}
+
 async fn create_namespace(client: &Client, prefix: &str) -> String {
     let name = format!("{prefix}-{}", std::process::id());
     let api: Api<Namespace> = Api::all(client.clone());
@@ -209,23 +254,28 @@ async fn phase(api: &Api<Component>, name: &str) -> Option<(Phase, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oci_component_lifecycle() {
-    let Some(target) = e2e_target() else {
+    let Some(env) = Env::start(
+        "hh-e2e-life",
+        RegistryMode::Anonymous,
+        ("web", "1.0.0"),
+        "charts",
+    )
+    .await
+    else {
         return;
     };
-    let _serial = SERIAL.lock().await;
-    let client = client(target.kubeconfig()).await;
-    install_crd(&client).await;
-    let ns = create_namespace(&client, "hh-e2e-life").await;
+    let Env {
+        target,
+        client,
+        ns,
+        dir,
+        registry,
+        components,
+        controller_kc,
+        ..
+    } = &env;
     let release_ns = format!("{ns}-web");
-    let dir = tempfile::tempdir().unwrap();
-
-    let registry = Registry::start(RegistryMode::Anonymous).unwrap();
-    let tgz = Chart::create("web", "1.0.0").package(dir.path()).unwrap();
-    registry.push(&tgz, "charts").unwrap();
-    let controller_kc = controller_kubeconfig(&target, dir.path());
-    let controller = Controller::start(&controller_kc, &ns, dir.path());
-
-    let components: Api<Component> = Api::namespaced(client.clone(), &ns);
+    let controller = Controller::start(controller_kc, ns, dir.path());
     let config = |replicas: u32| {
         json!({
             "releaseName": "web",
@@ -235,11 +285,11 @@ async fn oci_component_lifecycle() {
             "source": {"type": "oci", "chart": registry.oci_ref("charts/web", "1.0.0"), "plainHTTP": true},
         })
     };
-    let c = componentkit::memory::component(&ns, "web", "helm", config(1));
+    let c = componentkit::memory::component(ns, "web", "helm", config(1));
     components.create(&PostParams::default(), &c).await.unwrap();
 
     wait("Component Ready", Duration::from_secs(300), || async {
-        phase(&components, "web")
+        phase(components, "web")
             .await
             .is_some_and(|(p, _)| p == Phase::Ready)
     })
@@ -250,7 +300,7 @@ async fn oci_component_lifecycle() {
     // What a person sees: the CRD's printer columns and `kubectl wait`.
     let out = target
         .kubectl()
-        .args(["get", "components", "-n", &ns])
+        .args(["get", "components", "-n", ns])
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
@@ -279,7 +329,7 @@ async fn oci_component_lifecycle() {
             "--for=condition=Ready",
             "component/web",
             "-n",
-            &ns,
+            ns,
             "--timeout=30s",
         ])
         .output()
@@ -323,7 +373,7 @@ async fn oci_component_lifecycle() {
 
     // Nothing changed → no new revision, across resyncs and a controller restart.
     drop(controller);
-    let controller = Controller::start(&controller_kc, &ns, dir.path());
+    let controller = Controller::start(controller_kc, ns, dir.path());
     tokio::time::sleep(Duration::from_secs(8)).await;
     let c = components.get("web").await.unwrap();
     assert_eq!(c.phase(), Phase::Ready);
@@ -333,7 +383,7 @@ async fn oci_component_lifecycle() {
         "no revision churn"
     );
     drop(controller);
-    let _controller = Controller::start(&controller_kc, &ns, dir.path());
+    let _controller = Controller::start(controller_kc, ns, dir.path());
 
     // Deletion: uninstalled, finalizer removed (object gone), namespace removed.
     components
@@ -370,27 +420,32 @@ async fn oci_component_lifecycle() {
     )
     .await;
 
-    delete_namespace(&client, &ns).await;
+    delete_namespace(client, ns).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secret_rotation_is_picked_up() {
-    let Some(target) = e2e_target() else {
+    let Some(env) = Env::start(
+        "hh-e2e-rot",
+        RegistryMode::BasicAuth,
+        ("private", "0.1.0"),
+        "team",
+    )
+    .await
+    else {
         return;
     };
-    let _serial = SERIAL.lock().await;
-    let client = client(target.kubeconfig()).await;
-    install_crd(&client).await;
-    let ns = create_namespace(&client, "hh-e2e-rot").await;
-    let dir = tempfile::tempdir().unwrap();
+    let Env {
+        client,
+        ns,
+        dir,
+        registry,
+        components,
+        controller_kc,
+        ..
+    } = &env;
 
-    let registry = Registry::start(RegistryMode::BasicAuth).unwrap();
-    let tgz = Chart::create("private", "0.1.0")
-        .package(dir.path())
-        .unwrap();
-    registry.push(&tgz, "team").unwrap();
-
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret = |password: &str| -> Secret {
         serde_json::from_value(json!({
             "metadata": {"name": "regcred"},
@@ -403,12 +458,10 @@ async fn secret_rotation_is_picked_up() {
         .create(&PostParams::default(), &secret("wrong-password"))
         .await
         .unwrap();
-    let controller_kc = controller_kubeconfig(&target, dir.path());
-    let _controller = Controller::start(&controller_kc, &ns, dir.path());
+    let _controller = Controller::start(controller_kc, ns, dir.path());
 
-    let components: Api<Component> = Api::namespaced(client.clone(), &ns);
     let c = componentkit::memory::component(
-        &ns,
+        ns,
         "private",
         "helm",
         json!({
@@ -425,7 +478,7 @@ async fn secret_rotation_is_picked_up() {
     );
     components.create(&PostParams::default(), &c).await.unwrap();
     wait("Failed with Auth", Duration::from_secs(120), || async {
-        phase(&components, "private")
+        phase(components, "private")
             .await
             .is_some_and(|(p, reason)| p == Phase::Failed && reason == "Auth")
     })
@@ -442,7 +495,7 @@ async fn secret_rotation_is_picked_up() {
         .await
         .unwrap();
     wait("Ready after rotation", Duration::from_secs(240), || async {
-        phase(&components, "private")
+        phase(components, "private")
             .await
             .is_some_and(|(p, _)| p == Phase::Ready)
     })
@@ -465,7 +518,7 @@ async fn secret_rotation_is_picked_up() {
             .is_some_and(|c| c.is_none())
     })
     .await;
-    delete_namespace(&client, &ns).await;
+    delete_namespace(client, ns).await;
 }
 
 const HELM_FINALIZER: &str = "helm.deployment-orchestrator.io/lifecycle";
@@ -489,29 +542,36 @@ fn oci_config(
 /// lifecycle finalizer are never touched.
 #[tokio::test(flavor = "multi_thread")]
 async fn claiming_is_exclusive_and_leaves_others_alone() {
-    let Some(target) = e2e_target() else {
+    let Some(env) = Env::start(
+        "hh-e2e-claim",
+        RegistryMode::Anonymous,
+        ("tiny", "0.1.0"),
+        "charts",
+    )
+    .await
+    else {
         return;
     };
-    let _serial = SERIAL.lock().await;
-    let client = client(target.kubeconfig()).await;
-    install_crd(&client).await;
-    let ns = create_namespace(&client, "hh-e2e-claim").await;
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start(RegistryMode::Anonymous).unwrap();
-    let tgz = Chart::create("tiny", "0.1.0").package(dir.path()).unwrap();
-    registry.push(&tgz, "charts").unwrap();
-    let components: Api<Component> = Api::namespaced(client.clone(), &ns);
+    let Env {
+        client,
+        ns,
+        dir,
+        registry,
+        components,
+        controller_kc,
+        ..
+    } = &env;
 
-    let other = componentkit::memory::component(&ns, "other", "someone-else", json!({}));
+    let other = componentkit::memory::component(ns, "other", "someone-else", json!({}));
     components
         .create(&PostParams::default(), &other)
         .await
         .unwrap();
     let mut held = componentkit::memory::component(
-        &ns,
+        ns,
         "held",
         "helm",
-        oci_config(&registry, "held", &ns, "charts/tiny"),
+        oci_config(registry, "held", ns, "charts/tiny"),
     );
     held.metadata.finalizers = Some(vec!["other.deployment-orchestrator.io/lifecycle".into()]);
     components
@@ -519,16 +579,16 @@ async fn claiming_is_exclusive_and_leaves_others_alone() {
         .await
         .unwrap();
 
-    let kc = controller_kubeconfig(&target, dir.path());
-    let _a = Controller::start_named(&kc, &ns, dir.path(), "replica-a");
-    let _b = Controller::start_named(&kc, &ns, dir.path(), "replica-b");
+    let kc = controller_kc;
+    let _a = Controller::start_named(kc, ns, dir.path(), "replica-a");
+    let _b = Controller::start_named(kc, ns, dir.path(), "replica-b");
     let names: Vec<String> = (0..20).map(|i| format!("race-{i}")).collect();
     for name in &names {
         let c = componentkit::memory::component(
-            &ns,
+            ns,
             name,
             "helm",
-            oci_config(&registry, name, &ns, "charts/tiny"),
+            oci_config(registry, name, ns, "charts/tiny"),
         );
         components.create(&PostParams::default(), &c).await.unwrap();
     }
@@ -584,46 +644,53 @@ async fn claiming_is_exclusive_and_leaves_others_alone() {
             c.status
         );
     }
-    delete_namespace(&client, &ns).await;
+    delete_namespace(client, ns).await;
 }
 
 /// Failures on the real server: bad config names the field, an unknown chart is NotFound,
 /// Pods that never get Ready exceed `deploymentTimeout`.
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_name_their_cause() {
-    let Some(target) = e2e_target() else {
+    let Some(env) = Env::start(
+        "hh-e2e-fail",
+        RegistryMode::Anonymous,
+        ("slow", "0.1.0"),
+        "charts",
+    )
+    .await
+    else {
         return;
     };
-    let _serial = SERIAL.lock().await;
-    let client = client(target.kubeconfig()).await;
-    install_crd(&client).await;
-    let ns = create_namespace(&client, "hh-e2e-fail").await;
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start(RegistryMode::Anonymous).unwrap();
-    let tgz = Chart::create("slow", "0.1.0").package(dir.path()).unwrap();
-    registry.push(&tgz, "charts").unwrap();
-    let components: Api<Component> = Api::namespaced(client.clone(), &ns);
+    let Env {
+        client,
+        ns,
+        dir,
+        registry,
+        components,
+        controller_kc,
+        ..
+    } = &env;
 
-    let mut bad = oci_config(&registry, "bad", &ns, "charts/slow");
+    let mut bad = oci_config(registry, "bad", ns, "charts/slow");
     bad["source"]["plainHttp"] = json!(true);
-    let mut missing = oci_config(&registry, "missing", &ns, "charts/nope");
+    let mut missing = oci_config(registry, "missing", ns, "charts/nope");
     missing["releaseName"] = json!("missing");
-    let mut stuck = oci_config(&registry, "stuck", &ns, "charts/slow");
+    let mut stuck = oci_config(registry, "stuck", ns, "charts/slow");
     stuck["values"] = merge(
         json!({"podLabels": {test_support::cluster::NEVER_READY_LABEL: "1"}}),
         image_values(),
     );
-    let mut stuck_c = componentkit::memory::component(&ns, "stuck", "helm", stuck);
+    let mut stuck_c = componentkit::memory::component(ns, "stuck", "helm", stuck);
     stuck_c.spec.deployment_timeout = Some("20s".into());
     for c in [
-        componentkit::memory::component(&ns, "bad", "helm", bad),
-        componentkit::memory::component(&ns, "missing", "helm", missing),
+        componentkit::memory::component(ns, "bad", "helm", bad),
+        componentkit::memory::component(ns, "missing", "helm", missing),
         stuck_c,
     ] {
         components.create(&PostParams::default(), &c).await.unwrap();
     }
-    let kc = controller_kubeconfig(&target, dir.path());
-    let _controller = Controller::start(&kc, &ns, dir.path());
+    let kc = controller_kc;
+    let _controller = Controller::start(kc, ns, dir.path());
 
     let failed = |name: &'static str| {
         let components = components.clone();
@@ -671,37 +738,44 @@ async fn failures_name_their_cause() {
         message.to_lowercase().contains("timeout") || message.contains("20s"),
         "{message}"
     );
-    delete_namespace(&client, &ns).await;
+    delete_namespace(client, ns).await;
 }
 
 /// Deletion waits for the composition's coordination finalizer: nothing is uninstalled while
 /// it is present; once it goes, the release is uninstalled and the Component is gone.
 #[tokio::test(flavor = "multi_thread")]
 async fn coordination_finalizer_holds_the_uninstall() {
-    let Some(target) = e2e_target() else {
+    let Some(env) = Env::start(
+        "hh-e2e-coord",
+        RegistryMode::Anonymous,
+        ("held", "0.1.0"),
+        "charts",
+    )
+    .await
+    else {
         return;
     };
-    let _serial = SERIAL.lock().await;
-    let client = client(target.kubeconfig()).await;
-    install_crd(&client).await;
-    let ns = create_namespace(&client, "hh-e2e-coord").await;
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start(RegistryMode::Anonymous).unwrap();
-    let tgz = Chart::create("held", "0.1.0").package(dir.path()).unwrap();
-    registry.push(&tgz, "charts").unwrap();
-    let components: Api<Component> = Api::namespaced(client.clone(), &ns);
+    let Env {
+        client,
+        ns,
+        dir,
+        registry,
+        components,
+        controller_kc,
+        ..
+    } = &env;
     let mut c = componentkit::memory::component(
-        &ns,
+        ns,
         "held",
         "helm",
-        oci_config(&registry, "held", &ns, "charts/held"),
+        oci_config(registry, "held", ns, "charts/held"),
     );
     c.metadata.finalizers = Some(vec![componentkit::names::COORDINATION_FINALIZER.into()]);
     components.create(&PostParams::default(), &c).await.unwrap();
-    let kc = controller_kubeconfig(&target, dir.path());
-    let _controller = Controller::start(&kc, &ns, dir.path());
+    let kc = controller_kc;
+    let _controller = Controller::start(kc, ns, dir.path());
     wait("Ready", Duration::from_secs(120), || async {
-        phase(&components, "held")
+        phase(components, "held")
             .await
             .is_some_and(|(p, _)| p == Phase::Ready)
     })
@@ -712,7 +786,7 @@ async fn coordination_finalizer_holds_the_uninstall() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     assert!(
         deployments.get_opt("held").await.unwrap().is_some(),
         "not uninstalled yet"
@@ -748,5 +822,5 @@ async fn coordination_finalizer_holds_the_uninstall() {
         },
     )
     .await;
-    delete_namespace(&client, &ns).await;
+    delete_namespace(client, ns).await;
 }
