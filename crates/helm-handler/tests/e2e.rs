@@ -20,237 +20,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod e2e_support;
+
 use std::time::{Duration, Instant};
 
-use componentkit::crd::{Component, Phase};
+use componentkit::crd::Phase;
+use e2e_support::{
+    Controller, Env, HELM_FINALIZER, delete_namespace, image_values, merge, oci_config, phase, wait,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, CustomResourceExt};
 use serde_json::json;
-use test_support::{Chart, Registry, RegistryMode, Target, e2e_target};
-
-/// One controller at a time on the cluster: the tests run one after the other.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Installs `deploy/rbac.yaml` and writes a kubeconfig of its ServiceAccount into `dir`.
-fn controller_kubeconfig(target: &Target, dir: &Path) -> PathBuf {
-    let rbac = test_support::workspace_root().join("deploy/rbac.yaml");
-    let out = target
-        .kubectl()
-        .args(["create", "namespace", "deployment-system"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() || String::from_utf8_lossy(&out.stderr).contains("AlreadyExists"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = target
-        .kubectl()
-        .arg("apply")
-        .arg("-f")
-        .arg(&rbac)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = dir.join("controller.kubeconfig");
-    target
-        .service_account_kubeconfig("deployment-system", "helm-handler", &path)
-        .unwrap();
-    path
-}
-
-async fn client(path: &Path) -> Client {
-    let kc = Kubeconfig::read_from(path).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
-}
-
-async fn install_crd(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = Component::crd();
-    let name = crd.metadata.name.clone().unwrap();
-    api.patch(
-        &name,
-        &PatchParams::apply("helm-handler-e2e").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .unwrap();
-    wait("CRD established", Duration::from_secs(60), || async {
-        api.get(&name)
-            .await
-            .ok()
-            .and_then(|c| c.status)
-            .is_some_and(|s| {
-                s.conditions
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-    })
-    .await;
-}
-
-async fn wait<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
-
-/// The controller process, killed on drop; its log is printed when a test fails.
-struct Controller {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Controller {
-    fn start(kubeconfig: &Path, system_namespace: &str, dir: &Path) -> Self {
-        Self::start_named(kubeconfig, system_namespace, dir, "controller")
-    }
-
-    /// A controller whose identity (`status.claimedBy`) is `name`.
-    fn start_named(kubeconfig: &Path, system_namespace: &str, dir: &Path, name: &str) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_helm-handler"))
-            .args(["run", "--no-leader-election", "--log-format=text"])
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .arg("--system-namespace")
-            .arg(system_namespace)
-            .arg("--cache-dir")
-            .arg(dir.join(format!("{name}-cache")))
-            .arg("--helm-binary")
-            .arg(test_support::helm_bin())
-            .arg("--metrics-addr=127.0.0.1:0")
-            .env("RUST_LOG", "info,helm_handler=debug")
-            .env("POD_NAME", name)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        Self { child, log }
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- controller log ---\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-/// What every test starts from: the cluster, held by one test at a time; a namespace of the
-/// test's own with the CRD installed; a registry holding one `helm create` chart; a
-/// kubeconfig of the controller's ServiceAccount. `None` where the suite is skipped.
-struct Env {
-    _serial: tokio::sync::MutexGuard<'static, ()>,
-    target: Target,
-    client: Client,
-    ns: String,
-    dir: tempfile::TempDir,
-    registry: Registry,
-    components: Api<Component>,
-    controller_kc: PathBuf,
-}
-
-impl Env {
-    async fn start(
-        prefix: &str,
-        mode: RegistryMode,
-        (chart, version): (&str, &str),
-        repository: &str,
-    ) -> Option<Self> {
-        let target = e2e_target()?;
-        let serial = SERIAL.lock().await;
-        let client = client(target.kubeconfig()).await;
-        install_crd(&client).await;
-        let ns = create_namespace(&client, prefix).await;
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::start(mode).unwrap();
-        let tgz = Chart::create(chart, version).package(dir.path()).unwrap();
-        registry.push(&tgz, repository).unwrap();
-        let controller_kc = controller_kubeconfig(&target, dir.path());
-        let components = Api::namespaced(client.clone(), &ns);
-        Some(Self {
-            _serial: serial,
-            target,
-            client,
-            ns,
-            dir,
-            registry,
-            components,
-            controller_kc,
-        })
-    }
-}
-
-async fn create_namespace(client: &Client, prefix: &str) -> String {
-    let name = format!("{prefix}-{}", std::process::id());
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    api.create(&PostParams::default(), &ns).await.unwrap();
-    name
-}
-
-async fn delete_namespace(client: &Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let _ = api.delete(name, &DeleteParams::default()).await;
-}
-
-fn image_values() -> serde_json::Value {
-    match std::env::var("HELM_HANDLER_E2E_IMAGE") {
-        Ok(image) if image.contains(':') => {
-            let (repo, tag) = image.rsplit_once(':').unwrap();
-            json!({"image": {"repository": repo, "tag": tag}})
-        }
-        _ => json!({}),
-    }
-}
-
-fn merge(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
-    if let (Some(a), serde_json::Value::Object(b)) = (a.as_object_mut(), b) {
-        a.extend(b);
-    }
-    a
-}
-
-async fn phase(api: &Api<Component>, name: &str) -> Option<(Phase, String)> {
-    let c = api.get_opt(name).await.ok()??;
-    let reason = c
-        .condition("Ready")
-        .map(|c| c.reason.clone())
-        .unwrap_or_default();
-    Some((c.phase(), reason))
-}
+use test_support::RegistryMode;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oci_component_lifecycle() {
@@ -519,22 +301,6 @@ async fn secret_rotation_is_picked_up() {
     })
     .await;
     delete_namespace(client, ns).await;
-}
-
-const HELM_FINALIZER: &str = "helm.deployment-orchestrator.io/lifecycle";
-
-fn oci_config(
-    registry: &Registry,
-    release: &str,
-    namespace: &str,
-    repo: &str,
-) -> serde_json::Value {
-    json!({
-        "releaseName": release,
-        "releaseNamespace": namespace,
-        "values": image_values(),
-        "source": {"type": "oci", "chart": registry.oci_ref(repo, "0.1.0"), "plainHTTP": true},
-    })
 }
 
 /// Claiming on the real server: two controllers racing for 20 new Components claim each
@@ -818,6 +584,217 @@ async fn coordination_finalizer_holds_the_uninstall() {
                 .get_opt("held")
                 .await
                 .map(|d| d.is_none_or(|d| d.metadata.deletion_timestamp.is_some()))
+                .unwrap_or(false)
+        },
+    )
+    .await;
+    delete_namespace(client, ns).await;
+}
+
+/// `kubectl events` for a Component: (type, reason, note) in the order they happened.
+fn component_events(env: &Env, name: &str) -> Vec<(String, String, String)> {
+    let out = env
+        .target
+        .kubectl()
+        .args([
+            "events",
+            "-n",
+            &env.ns,
+            "--for",
+            &format!("component/{name}"),
+        ])
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (s("type"), s("reason"), s("message"))
+        })
+        .collect()
+}
+
+fn reasons(events: &[(String, String, String)]) -> Vec<&str> {
+    events.iter().map(|(_, r, _)| r.as_str()).collect()
+}
+
+/// What a person reads on the real server (status, conditions, `kubectl events`), then a
+/// removal that cannot finish (an object of the release held by a finalizer nobody removes):
+/// `terminationTimeout` → TerminationFailed; the object released and the retry annotation
+/// set → the removal runs again and the Component is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn termination_timeout_then_retry() {
+    const HOLD: &str = "e2e.helm-handler.test/hold";
+    let Some(env) = Env::start(
+        "hh-e2e-term",
+        RegistryMode::Anonymous,
+        ("unused", "0.1.0"),
+        "charts",
+    )
+    .await
+    else {
+        return;
+    };
+    let tgz = test_support::Chart::new("sticky", "0.1.0")
+        .file(
+            "templates/held.yaml",
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [\"{HOLD}\"]\ndata:\n  a: b\n"
+            ),
+        )
+        .package(env.dir.path())
+        .unwrap();
+    env.registry.push(&tgz, "charts").unwrap();
+    let Env {
+        client,
+        ns,
+        dir,
+        registry,
+        components,
+        controller_kc,
+        ..
+    } = &env;
+    let release_ns = format!("{ns}-sticky");
+    let mut c = componentkit::memory::component(
+        ns,
+        "sticky",
+        "helm",
+        json!({
+            "releaseName": "sticky",
+            "releaseNamespace": release_ns,
+            "manageNamespace": true,
+            "values": image_values(),
+            "source": {"type": "oci", "chart": registry.oci_ref("charts/sticky", "0.1.0"), "plainHTTP": true},
+        }),
+    );
+    c.spec.termination_timeout = Some("15s".into());
+    components.create(&PostParams::default(), &c).await.unwrap();
+    let _controller = Controller::start(controller_kc, ns, dir.path());
+    wait("Ready", Duration::from_secs(180), || async {
+        phase(components, "sticky")
+            .await
+            .is_some_and(|(p, _)| p == Phase::Ready)
+    })
+    .await;
+
+    // Status as docs/component-protocol.md describes it.
+    let c = components.get("sticky").await.unwrap();
+    let status = c.status.clone().unwrap();
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.claimed_by.as_deref(), Some("controller"));
+    for (ty, want_status, want_reason) in [
+        ("Ready", "True", "Ready"),
+        ("Progressing", "False", ""),
+        ("Degraded", "False", "AsExpected"),
+    ] {
+        let cond = c
+            .condition(ty)
+            .unwrap_or_else(|| panic!("no {ty} condition"));
+        assert_eq!(cond.status, want_status, "{ty}: {cond:?}");
+        if !want_reason.is_empty() {
+            assert_eq!(cond.reason, want_reason, "{ty}: {cond:?}");
+        }
+        assert_eq!(cond.observed_generation, Some(1), "{ty}: {cond:?}");
+    }
+    let hs = c.handler_status().unwrap();
+    assert_eq!(hs["releaseName"], "sticky");
+    assert_eq!(hs["releaseNamespace"], release_ns.as_str());
+    assert_eq!(hs["chart"]["name"], "sticky");
+    assert!(
+        hs["chart"]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    let events = component_events(&env, "sticky");
+    assert_eq!(
+        reasons(&events),
+        ["Claimed", "Deploying", "Ready"],
+        "{events:?}"
+    );
+    assert!(events.iter().all(|(ty, _, _)| ty == "Normal"), "{events:?}");
+
+    // Removal cannot finish: the ConfigMap keeps its finalizer, the namespace never drains.
+    components
+        .delete("sticky", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait("TerminationFailed", Duration::from_secs(120), || async {
+        phase(components, "sticky")
+            .await
+            .is_some_and(|(p, reason)| p == Phase::TerminationFailed && reason == "Timeout")
+    })
+    .await;
+    let c = components.get("sticky").await.unwrap();
+    let message = c
+        .status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("ConfigMap held"),
+        "names what is left: {message}"
+    );
+    let events = component_events(&env, "sticky");
+    assert!(
+        events
+            .iter()
+            .any(|(ty, r, _)| ty == "Warning" && r == "TerminationFailed"),
+        "{events:?}"
+    );
+
+    // Release the object, ask for a retry: the removal runs again and finishes.
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), &release_ns);
+    configmaps
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    components
+        .patch(
+            "sticky",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                componentkit::names::RETRY_ANNOTATION: "1"
+            }}})),
+        )
+        .await
+        .unwrap();
+    wait("Component gone", Duration::from_secs(120), || async {
+        components
+            .get_opt("sticky")
+            .await
+            .ok()
+            .is_some_and(|c| c.is_none())
+    })
+    .await;
+    let events = component_events(&env, "sticky");
+    for reason in ["RetryRequested", "Deleted"] {
+        assert!(reasons(&events).contains(&reason), "{reason}: {events:?}");
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    wait(
+        "release namespace removed",
+        Duration::from_secs(120),
+        || async {
+            namespaces
+                .get_opt(&release_ns)
+                .await
+                .map(|n| n.is_none_or(|n| n.metadata.deletion_timestamp.is_some()))
                 .unwrap_or(false)
         },
     )
