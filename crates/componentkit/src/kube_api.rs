@@ -1,13 +1,13 @@
 //! [`ComponentApi`] on a real API server (`kube::Api<Component>`, Events through
-//! `kube::runtime::events::Recorder`).
+//! [`EventRecorder`]).
 
 use async_trait::async_trait;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 
 use crate::api::{ApiError, ComponentApi, ComponentEvent};
 use crate::crd::Component;
+use crate::event_recorder::{EventRecorder, EventSpec};
 
 /// Maps a kube error to an [`ApiError`] by HTTP status.
 pub fn map_kube_error(e: kube::Error) -> ApiError {
@@ -33,18 +33,14 @@ pub fn map_kube_error(e: kube::Error) -> ApiError {
 #[derive(Clone)]
 pub struct KubeComponentApi {
     client: Client,
-    recorder: Recorder,
+    recorder: EventRecorder,
 }
 
 impl KubeComponentApi {
     /// `controller` names the Event reporter (e.g. `helm-handler`), `instance` the replica.
     pub fn new(client: Client, controller: &str, instance: Option<String>) -> Self {
-        let reporter = Reporter {
-            controller: controller.to_string(),
-            instance,
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: EventRecorder::new(client.clone(), controller, instance),
             client,
         }
     }
@@ -123,19 +119,14 @@ impl ComponentApi for KubeComponentApi {
         component: &Component,
         event: &ComponentEvent,
     ) -> Result<(), ApiError> {
-        let ev = Event {
-            type_: if event.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: event.reason.clone(),
-            note: Some(event.note.clone()),
-            action: event.action.clone(),
-            secondary: None,
+        let ev = EventSpec {
+            warning: event.warning,
+            reason: &event.reason,
+            action: &event.action,
+            note: &event.note,
         };
         self.recorder
-            .publish(&ev, &component.object_ref(&()))
+            .publish(&component.object_ref(&()), &ev)
             .await
             .map_err(map_kube_error)
     }

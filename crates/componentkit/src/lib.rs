@@ -75,6 +75,7 @@ pub mod controller;
 pub mod crd;
 pub mod decision;
 pub mod engine;
+pub mod event_recorder;
 pub mod handler;
 pub mod kube_api;
 pub mod leader;

@@ -45,6 +45,28 @@ pub use version::HelmVersion;
 
 use locks::ReleaseLocks;
 
+/// The kubeconfig helm is given. helm runs in a scratch directory of its own, so a relative
+/// path — our `--kubeconfig`, or an entry of an inherited `KUBECONFIG` list — would name a
+/// file there: it is made absolute against our working directory.
+pub fn absolute_kubeconfig(
+    explicit: Option<&Path>,
+    inherited: Option<&std::ffi::OsStr>,
+    cwd: &Path,
+) -> Option<PathBuf> {
+    let absolute = |p: PathBuf| if p.is_absolute() { p } else { cwd.join(p) };
+    if let Some(path) = explicit {
+        return Some(absolute(path.to_path_buf()));
+    }
+    let list: Vec<PathBuf> = std::env::split_paths(inherited?)
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(absolute)
+        .collect();
+    if list.is_empty() {
+        return None;
+    }
+    std::env::join_paths(list).ok().map(PathBuf::from)
+}
+
 /// Configuration of a [`HelmEngine`].
 #[derive(Clone, Debug)]
 pub struct HelmEngineOptions {
@@ -163,7 +185,14 @@ fn private_dir(path: &Path) -> std::io::Result<()> {
 impl HelmEngine {
     /// Creates the work directory layout (`config/`, `cache/`, `data/`, `scratch/`, all
     /// `0700`). Does not run helm: call [`check_version`](Self::check_version) at start.
-    pub fn new(options: HelmEngineOptions) -> Result<HelmEngine, HelmError> {
+    pub fn new(mut options: HelmEngineOptions) -> Result<HelmEngine, HelmError> {
+        if let Ok(cwd) = std::env::current_dir() {
+            options.kubeconfig = absolute_kubeconfig(
+                options.kubeconfig.as_deref(),
+                std::env::var_os("KUBECONFIG").as_deref(),
+                &cwd,
+            );
+        }
         let io = |what: String| {
             move |source| HelmError::Io {
                 operation: "setup",
@@ -541,5 +570,32 @@ impl ReleaseEngine for HelmEngine {
         let (_dir, values_file) = self.write_values("template", values)?;
         let args = self.template_args(release, &Self::absolute_chart(chart), &values_file);
         self.run_checked("template", release, args, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeconfig_given_to_helm_is_absolute() {
+        let cwd = Path::new("/work/here");
+        let p = |s: &str| Some(PathBuf::from(s));
+        let os = |s: &'static str| Some(std::ffi::OsStr::new(s));
+        for (explicit, inherited, want) in [
+            (p("kc.yaml"), None, p("/work/here/kc.yaml")),
+            (p("../a/kc"), os("/ignored"), p("/work/here/../a/kc")),
+            (p("/abs/kc"), None, p("/abs/kc")),
+            (None, os("rel:/abs/b"), p("/work/here/rel:/abs/b")),
+            (None, os("/abs/a"), p("/abs/a")),
+            (None, os(""), None),
+            (None, None, None),
+        ] {
+            assert_eq!(
+                absolute_kubeconfig(explicit.as_deref(), inherited, cwd),
+                want,
+                "{explicit:?} {inherited:?}"
+            );
+        }
     }
 }

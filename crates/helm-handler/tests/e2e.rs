@@ -17,6 +17,15 @@
 //!   uninstalls, removes the finalizer and the namespace the handler created.
 //! - `secret_rotation_is_picked_up`: wrong registry password → Failed (Auth); the Secret is
 //!   fixed → Ready well before the slow retry, through the Secret watch.
+//! - `claiming_is_exclusive_and_leaves_others_alone`, `failures_name_their_cause`,
+//!   `coordination_finalizer_holds_the_uninstall`: the claiming, failure and deletion protocols.
+//! - `termination_timeout_then_retry`: status, conditions and `kubectl events` as
+//!   docs/component-protocol.md says; a removal that cannot finish → TerminationFailed; the
+//!   retry annotation runs it again.
+//!
+//! More suites share this set-up (`e2e_support`): `e2e_leader.rs` (leader election and
+//! failover), `e2e_workloads.rs` (readiness of real workload kinds, an HTTP source, the
+//! controller's own chart).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -481,6 +490,47 @@ async fn failures_name_their_cause() {
     let (reason, message) = failed("bad").await.unwrap();
     assert_eq!(reason, "Config", "{message}");
     assert!(message.contains("plainHttp"), "names the field: {message}");
+
+    // Another cause, the same reason: the Event users read carries the current note, not
+    // the first one of a series.
+    components
+        .patch(
+            "bad",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"config": {"releaseNamee": "x"}}})),
+        )
+        .await
+        .unwrap();
+    wait(
+        "second failure's Event",
+        Duration::from_secs(60),
+        || async {
+            component_events(&env, "bad")
+                .iter()
+                .rev()
+                .find(|(_, reason, _)| reason == "Failed")
+                .is_some_and(|(_, _, note)| note.contains("releaseNamee"))
+        },
+    )
+    .await;
+
+    // A name near the 253-character limit still gets its Events.
+    let long = format!("long-{}", "x".repeat(235));
+    let mut long_config = oci_config(registry, "long", ns, "charts/slow");
+    long_config["source"]["plainHttp"] = json!(true);
+    components
+        .create(
+            &PostParams::default(),
+            &componentkit::memory::component(ns, &long, "helm", long_config),
+        )
+        .await
+        .unwrap();
+    wait(
+        "long name Failed with an Event",
+        Duration::from_secs(60),
+        || async { reasons(&component_events(&env, &long)).contains(&"Failed") },
+    )
+    .await;
 
     wait("unknown chart Failed", Duration::from_secs(60), || async {
         failed("missing").await.is_some()
