@@ -522,8 +522,8 @@ impl<H: Handler> Engine<H> {
             .api
             .patch_status(ns, name, serde_json::json!({ "status": patch }))
             .await?;
-        let (old_phase, new_phase) = (old.phase.unwrap_or_default(), new.phase.unwrap_or_default());
-        if old_phase != new_phase {
+        if status::announces(&old, &new) {
+            let new_phase = new.phase.unwrap_or_default();
             self.publish(
                 &updated,
                 matches!(new_phase, Phase::Failed | Phase::TerminationFailed),

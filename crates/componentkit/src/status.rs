@@ -88,3 +88,42 @@ pub fn update_conditions(
     }
     st.conditions = out;
 }
+
+/// Whether a status change is told as an Event (reason: the new phase): every phase change,
+/// and a failure whose message changed while the phase stayed failed — a new cause must reach
+/// `kubectl describe`, not only the first one.
+pub fn announces(old: &ComponentStatus, new: &ComponentStatus) -> bool {
+    let (old_phase, new_phase) = (old.phase.unwrap_or_default(), new.phase.unwrap_or_default());
+    old_phase != new_phase
+        || (matches!(new_phase, Phase::Failed | Phase::TerminationFailed)
+            && old.message != new.message)
+}
+
+#[cfg(test)]
+mod announce_tests {
+    use super::*;
+
+    #[test]
+    fn phase_changes_and_new_failure_causes_are_announced() {
+        let st = |phase: Phase, message: &str| ComponentStatus {
+            phase: Some(phase),
+            message: Some(message.to_string()),
+            ..Default::default()
+        };
+        for (old, new, want) in [
+            (st(Phase::Deploying, "a"), st(Phase::Ready, "a"), true),
+            (st(Phase::Ready, "a"), st(Phase::Ready, "b"), false),
+            (st(Phase::Deploying, "a"), st(Phase::Deploying, "b"), false),
+            (st(Phase::Failed, "a"), st(Phase::Failed, "a"), false),
+            (st(Phase::Failed, "a"), st(Phase::Failed, "b"), true),
+            (
+                st(Phase::TerminationFailed, "a"),
+                st(Phase::TerminationFailed, "b"),
+                true,
+            ),
+            (st(Phase::Failed, "a"), st(Phase::Deploying, "a"), true),
+        ] {
+            assert_eq!(announces(&old, &new), want, "{old:?} -> {new:?}");
+        }
+    }
+}

@@ -35,9 +35,9 @@ use test_support::{Chart, HttpRepo, HttpRepoOptions, RegistryMode};
 const CRD_GROUP: &str = "e2e.helm-handler.test";
 
 fn kinds_chart() -> Chart {
-    let image = "{{ .Values.image.repository }}:{{ .Values.image.tag }}";
+    let image =
+        "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}";
     Chart::new("kinds", "0.1.0")
-        .values_yaml("image:\n  repository: nginx\n  tag: stable\n")
         .file(
             "templates/statefulset.yaml",
             &format!(
