@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod cache;
+pub mod chart_identity;
 pub mod credentials;
 pub mod digest;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod source;
 pub mod spec;
 pub mod yaml;
 
+pub use chart_identity::{ReferenceMismatch, Requested};
 pub use credentials::{Credentials, SecretString};
 pub use digest::Digest;
 pub use error::{Category, Error, Result};

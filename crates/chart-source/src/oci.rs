@@ -10,7 +10,9 @@
 //!    the manifest is fetched and verified, its config media type must be Helm's, the chart
 //!    layer (`application/vnd.cncf.helm.chart.content.v1.tar+gzip`, or the legacy
 //!    `application/tar+gzip`) is streamed into the cache, verified against its digest;
-//! 4. the archive is checked ([`crate::archive`]) against the reference's name and tag.
+//! 4. the archive is checked ([`crate::archive`]); a chart whose `Chart.yaml` names another
+//!    chart or version than the reference (a mirror, a short tag) is used as helm uses it,
+//!    and the difference is reported in [`LocatedChart::differs_from_reference`].
 //!
 //! Errors carry a category from the registry's answer: 401/403/`UNAUTHORIZED`/`DENIED` →
 //! auth, 404/`MANIFEST_UNKNOWN`/`NAME_UNKNOWN` → not-found, refused connections, timeouts,
@@ -28,8 +30,9 @@ use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
-use crate::archive::{ArchiveLimits, ChartMeta, check_archive};
+use crate::archive::{ArchiveLimits, ChartMeta, check_archive_for};
 use crate::cache::{Access, ChartCache};
+use crate::chart_identity::Requested;
 use crate::credentials::Credentials;
 use crate::digest::Digest;
 use crate::error::{Error, Result, chain};
@@ -257,44 +260,15 @@ impl OciSource {
 
     async fn cached_entry(&self, digest: &Digest) -> Result<Option<LocatedChart>> {
         let found = self.cache.intact(digest, |path| self.check(path)).await?;
-        Ok(found.map(|(path, meta)| LocatedChart::new(path, meta, true)))
+        Ok(found.map(|(path, meta)| self.located(path, meta, true)))
     }
 
     async fn check(&self, path: std::path::PathBuf) -> Result<ChartMeta> {
-        let limits = self.limits;
-        let name = self.spec.reference.name().to_string();
-        let version = self.spec.reference.tag().map(str::to_string);
-        let target = self.target();
-        let checked = tokio::task::spawn_blocking(move || {
-            let meta = check_archive(
-                &path,
-                &limits,
-                version.as_deref().map(|v| (name.as_str(), v)),
-            )?;
-            // A digest-only reference has no version to compare, but still names the chart.
-            if meta.name != name {
-                return Err(Error::Integrity {
-                    target: format!("chart archive {}", path.display()),
-                    message: format!(
-                        "chart name is `{}`, the reference asks for `{name}`",
-                        meta.name
-                    ),
-                });
-            }
-            Ok(meta)
-        })
-        .await
-        .map_err(|e| Error::io(self.cache.dir(), std::io::Error::other(e)))?;
-        checked.map_err(|e| match e {
-            Error::Integrity {
-                target: inner,
-                message,
-            } => Error::Integrity {
-                target,
-                message: format!("{inner}: {message}"),
-            },
-            other => other,
-        })
+        check_archive_for(path, self.limits, self.target()).await
+    }
+
+    fn located(&self, path: std::path::PathBuf, meta: ChartMeta, cache_hit: bool) -> LocatedChart {
+        LocatedChart::new(path, meta, &Requested::oci(&self.spec.reference), cache_hit)
     }
 
     fn chart_layer<'m>(&self, manifest: &'m OciImageManifest) -> Result<&'m OciDescriptor> {
@@ -410,12 +384,7 @@ impl ChartSource for OciSource {
             .await
             .map_err(|e| self.classify(e))?;
         let target = self.target();
-        let stream = stream.map(|chunk| {
-            chunk.map_err(|e| Error::Network {
-                target: target.clone(),
-                message: format!("chart download interrupted: {e}"),
-            })
-        });
+        let stream = stream.map(|chunk| chunk.map_err(|e| classify_download(&e, &target)));
         let entry = self
             .cache
             .store_stream(stream, Some(&layer_digest), max, &self.target())
@@ -424,7 +393,7 @@ impl ChartSource for OciSource {
         let meta = self.check(entry.path.clone()).await?;
         self.record(&key, &layer_digest)?;
         tracing::debug!(reference = %self.target(), digest = %entry.digest, "chart downloaded");
-        Ok(LocatedChart::new(entry.path, meta, false))
+        Ok(self.located(entry.path, meta, false))
     }
 
     fn describe(&self) -> String {
@@ -556,6 +525,25 @@ pub fn classify(err: OciDistributionError, target: &str, auth: &str) -> Error {
                 message: other.to_string(),
             }
         }
+    }
+}
+
+/// A failure while the chart layer streams in. oci-client verifies the layer against its
+/// digest as it streams: a mismatch is the content's fault (integrity, never retried as
+/// transient); anything else broke the transfer (network).
+fn classify_download(err: &std::io::Error, target: &str) -> Error {
+    match err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<oci_client::errors::DigestError>())
+    {
+        Some(digest_error) => Error::Integrity {
+            target: target.to_string(),
+            message: format!("the chart layer does not match its digest: {digest_error}"),
+        },
+        None => Error::Network {
+            target: target.to_string(),
+            message: format!("chart download interrupted: {err}"),
+        },
     }
 }
 
