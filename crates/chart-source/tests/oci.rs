@@ -358,3 +358,150 @@ async fn private_chart_in_the_shared_cache_needs_the_registry_to_accept_the_cred
     assert_eq!(f.registry.blob_gets(), blobs);
     assert_eq!(pool.len(), 3, "one client per credential identity");
 }
+
+/// `helm template rel REFERENCE_OR_TGZ` with the real helm; stdout, or helm's error.
+fn helm_template(home: &Path, chart: &str) -> Result<String, String> {
+    let out = test_support::helm_command(home)
+        .args([
+            "template",
+            "rel",
+            chart,
+            "--plain-http",
+            "--namespace",
+            "apps",
+        ])
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test]
+async fn a_mirrored_chart_and_a_short_tag_are_used_as_helm_uses_them() {
+    let Some(f) = fixture(RegistryMode::Anonymous, &[("redis", "23.1.1")]) else {
+        return;
+    };
+    // A mirror under another repository name, and a short tag in the same repository.
+    f.registry
+        .copy(
+            "team/charts/redis",
+            "23.1.1",
+            "mirror/bitnami-redis",
+            "23.1.1",
+        )
+        .unwrap();
+    f.registry
+        .copy("team/charts/redis", "23.1.1", "team/charts/redis", "23.1")
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            f.registry.oci_ref("mirror/bitnami-redis", "23.1.1"),
+            "bitnami-redis",
+            Some("23.1.1"),
+        ),
+        (
+            f.registry.oci_ref("team/charts/redis", "23.1"),
+            "redis",
+            Some("23.1"),
+        ),
+    ];
+    for (reference, requested_name, requested_version) in cases {
+        // The same reference through helm and through us.
+        let by_helm = helm_template(home.path(), &reference).expect("helm renders it");
+        let located = source(&f, spec(&reference, true), SourceAuth::default())
+            .locate()
+            .await
+            .unwrap();
+        let ours = helm_template(home.path(), located.path.to_str().unwrap()).unwrap();
+        assert_eq!(
+            ours, by_helm,
+            "{reference}: the same chart, rendered the same"
+        );
+        assert!(by_helm.contains("helm.sh/chart: redis-23.1.1"), "{by_helm}");
+
+        // The chart's real name and version, and the difference from the reference.
+        assert_eq!(
+            (located.name.as_str(), located.version.as_str()),
+            ("redis", "23.1.1")
+        );
+        let mismatch = located
+            .differs_from_reference
+            .expect("a difference is reported");
+        assert_eq!(mismatch.requested_name, requested_name);
+        assert_eq!(mismatch.requested_version.as_deref(), requested_version);
+        assert_eq!(mismatch.chart_name, "redis");
+        assert_eq!(mismatch.chart_version, "23.1.1");
+    }
+
+    // The reference that names the chart exactly reports no difference.
+    let exact = f.registry.oci_ref("team/charts/redis", "23.1.1");
+    let located = source(&f, spec(&exact, true), SourceAuth::default())
+        .locate()
+        .await
+        .unwrap();
+    assert_eq!(located.differs_from_reference, None);
+}
+
+#[tokio::test]
+async fn a_tampered_chart_blob_is_an_integrity_failure_and_nothing_is_cached() {
+    let Some(f) = fixture(RegistryMode::Anonymous, &[]) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    // Tampered in the registry's storage, as a compromised registry or disk would: one byte
+    // flipped (same size), or the blob replaced by another valid chart (another size).
+    let flip_one_byte = |blob: &Path| {
+        let mut bytes = std::fs::read(blob).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(blob, bytes).unwrap();
+    };
+    let other = Chart::create("app", "6.6.6")
+        .package(&work.path().join("other"))
+        .unwrap();
+    let replace_with_other_chart = |blob: &Path| {
+        std::fs::copy(&other, blob).unwrap();
+    };
+    type Tamper<'a> = &'a dyn Fn(&Path);
+    let tampers: [(&str, Tamper); 2] = [
+        ("1.0.0", &flip_one_byte),
+        ("2.0.0", &replace_with_other_chart),
+    ];
+    for (version, tamper) in tampers {
+        let tgz = Chart::create("app", version)
+            .package(&work.path().join(version))
+            .unwrap();
+        f.registry.push(&tgz, "team/charts").unwrap();
+        // helm pushes the .tgz as the chart layer: its blob is the file's sha256.
+        let layer = Digest::of(&std::fs::read(&tgz).unwrap());
+        tamper(&f.registry.blob_file(&layer.to_string()));
+        let reference = f.registry.oci_ref("team/charts/app", version);
+
+        // The same reference through helm: refused.
+        let by_helm = helm_template(home.path(), &reference).unwrap_err();
+        eprintln!("helm: {by_helm}");
+        assert!(
+            by_helm.contains("digest") || by_helm.contains("Content-Length"),
+            "{by_helm}"
+        );
+
+        // Through us: integrity (permanent, not retried as a network failure), naming the
+        // reference; nothing in the cache.
+        let (category, message) =
+            category_of(&source(&f, spec(&reference, true), SourceAuth::default())).await;
+        assert_eq!(category, Category::Integrity, "{message}");
+        assert!(!category.is_transient());
+        assert!(message.contains(&reference), "{message}");
+        assert!(message.contains("does not match its digest"), "{message}");
+        let left: Vec<_> = std::fs::read_dir(f.cache.dir().join("sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "left in the cache: {left:?}");
+    }
+}

@@ -249,6 +249,96 @@ impl Registry {
             _ => bail!("helm push printed no digest: {out}"),
         }
     }
+    /// Copies manifest `from_repo:from_tag` to `to_repo:to_tag` through the registry API
+    /// (blobs mounted across repositories, manifest put byte for byte), as a mirroring tool
+    /// does: the chart inside keeps its own name and version. Uses the real `curl`.
+    pub fn copy(
+        &self,
+        from_repo: &str,
+        from_tag: &str,
+        to_repo: &str,
+        to_tag: &str,
+    ) -> anyhow::Result<()> {
+        const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+        let base = self.base_url();
+        let work = tempfile::tempdir()?;
+        let manifest_file = work.path().join("manifest.json");
+        let manifest_path = manifest_file.to_string_lossy().into_owned();
+        let curl = || {
+            let mut cmd = Command::new("curl");
+            cmd.args(["-sS", "--fail-with-body"]);
+            if let Some(certs) = &self.certs {
+                cmd.arg("--cacert").arg(&certs.ca_cert);
+            }
+            if let Some(user) = &self.user {
+                cmd.arg("--user")
+                    .arg(format!("{}:{}", user.username, user.password));
+            }
+            cmd
+        };
+        run(
+            curl().args([
+                "-H",
+                &format!("Accept: {OCI_MANIFEST}"),
+                "-o",
+                &manifest_path,
+                &format!("{base}/v2/{from_repo}/manifests/{from_tag}"),
+            ]),
+            "curl GET manifest",
+        )?;
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest_file)?).context("manifest JSON")?;
+        let mut digests = vec![manifest["config"]["digest"].clone()];
+        if let Some(layers) = manifest["layers"].as_array() {
+            digests.extend(layers.iter().map(|l| l["digest"].clone()));
+        }
+        for digest in digests {
+            let Some(digest) = digest.as_str() else {
+                bail!("manifest of {from_repo}:{from_tag} has a descriptor without digest");
+            };
+            let code = run(
+                curl().args([
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-X",
+                    "POST",
+                    &format!("{base}/v2/{to_repo}/blobs/uploads/?mount={digest}&from={from_repo}"),
+                ]),
+                "curl POST blob mount",
+            )?;
+            if code.trim() != "201" {
+                bail!("mounting {digest} into {to_repo} answered {code}");
+            }
+        }
+        run(
+            curl().args([
+                "-o",
+                "/dev/null",
+                "-X",
+                "PUT",
+                "-H",
+                &format!("Content-Type: {OCI_MANIFEST}"),
+                "--data-binary",
+                &format!("@{manifest_path}"),
+                &format!("{base}/v2/{to_repo}/manifests/{to_tag}"),
+            ]),
+            "curl PUT manifest",
+        )?;
+        Ok(())
+    }
+
+    /// Where the registry stores blob `digest` (`sha256:…`) on disk (to tamper with it).
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(hex.get(..2).unwrap_or(hex))
+            .join(hex)
+            .join("data")
+    }
 }
 
 /// The registry configuration (YAML).
