@@ -22,6 +22,7 @@ pub mod reference;
 pub mod registry;
 pub mod source;
 pub mod spec;
+pub mod tls;
 pub mod yaml;
 
 pub use chart_identity::{ReferenceMismatch, Requested};

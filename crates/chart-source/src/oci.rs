@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
@@ -39,6 +39,7 @@ use crate::error::{Error, Result, chain};
 use crate::oci_clients::{ClientKey, OciClients};
 use crate::source::{ChartSource, LocatedChart, SourceAuth};
 use crate::spec::OciSourceSpec;
+use crate::tls::TlsSettings;
 
 /// Helm's OCI config media type.
 pub const HELM_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
@@ -58,8 +59,8 @@ pub struct OciSource {
     /// Where clients come from, and which one this source uses.
     clients: Arc<OciClients>,
     client_key: ClientKey,
-    /// PEM blocks of `caSecretRef`, added to the platform's roots.
-    ca_certs: Vec<Vec<u8>>,
+    /// Verification against the platform roots plus `caSecretRef` ([`crate::tls`]).
+    tls: TlsSettings,
     /// Taken from the pool at the first request: a digest-pinned chart already cached
     /// needs no client at all.
     client: OnceLock<Client>,
@@ -85,20 +86,11 @@ impl OciSource {
     /// private pool (see [`OciSource::with_clients`]) at the first request. A CA bundle
     /// without a PEM certificate is a config error.
     pub fn new(spec: OciSourceSpec, auth: SourceAuth, cache: Arc<ChartCache>) -> Result<OciSource> {
-        let mut ca_certs = Vec::new();
-        if let Some(pem) = &auth.ca_pem {
-            ca_certs = split_pem_certificates(pem);
-            if ca_certs.is_empty() {
-                return Err(Error::config(
-                    "source.caSecretRef",
-                    "key `ca.crt` holds no PEM certificate",
-                ));
-            }
-        }
+        let tls = TlsSettings::new(spec.tls.insecure_skip_tls_verify, auth.ca_pem.as_deref())?;
         let client_key = ClientKey {
             plain_http: spec.plain_http,
-            insecure_skip_tls_verify: spec.tls.insecure_skip_tls_verify,
-            ca: auth.ca_pem.as_deref().map(Digest::of),
+            insecure_skip_tls_verify: tls.insecure_skip_verify(),
+            ca: tls.ca_digest(),
             identity: auth
                 .credentials
                 .as_ref()
@@ -119,7 +111,7 @@ impl OciSource {
             spec,
             clients: Arc::new(OciClients::new(1)),
             client_key,
-            ca_certs,
+            tls,
             client: OnceLock::new(),
             auth: registry_auth,
             auth_description,
@@ -143,7 +135,7 @@ impl OciSource {
             &self.client_key,
             || self.client_config(),
             |e| {
-                if self.ca_certs.is_empty() {
+                if self.tls.ca_digest().is_none() {
                     Error::Tls {
                         target: self.target(),
                         message: format!("cannot set up TLS: {}", chain(&e)),
@@ -160,27 +152,20 @@ impl OciSource {
     }
 
     fn client_config(&self) -> ClientConfig {
-        ClientConfig {
+        let mut config = ClientConfig {
             protocol: if self.spec.plain_http {
                 ClientProtocol::Http
             } else {
                 ClientProtocol::Https
             },
-            accept_invalid_certificates: self.spec.tls.insecure_skip_tls_verify,
-            extra_root_certificates: self
-                .ca_certs
-                .iter()
-                .map(|data| Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data: data.clone(),
-                })
-                .collect(),
             connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: Some(Duration::from_secs(60)),
             // A chart is never an image index: refuse one rather than pick a platform.
             platform_resolver: None,
             ..ClientConfig::default()
-        }
+        };
+        self.tls.apply_to_oci(&mut config, self.spec.plain_http);
+        config
     }
 
     /// Replaces the default archive limits.
@@ -401,24 +386,6 @@ impl ChartSource for OciSource {
     }
 }
 
-/// Splits a PEM bundle into one PEM block per certificate.
-fn split_pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let text = String::from_utf8_lossy(pem);
-    let mut out = Vec::new();
-    let mut rest = text.as_ref();
-    while let Some(start) = rest.find(BEGIN) {
-        let Some(end) = rest[start..].find(END) else {
-            break;
-        };
-        let block = &rest[start..start + end + END.len()];
-        out.push(format!("{block}\n").into_bytes());
-        rest = &rest[start + end + END.len()..];
-    }
-    out
-}
-
 /// The category of an oci-client error, with a message naming `target`.
 pub fn classify(err: OciDistributionError, target: &str, auth: &str) -> Error {
     let target = target.to_string();
@@ -624,18 +591,5 @@ impl crate::registry::SourceFactory for OciFactory {
                 ),
             )),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pem_bundles_split() {
-        let one = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
-        let bundle = format!("junk\n{one}{one}");
-        assert_eq!(split_pem_certificates(bundle.as_bytes()).len(), 2);
-        assert!(split_pem_certificates(b"nothing").is_empty());
     }
 }

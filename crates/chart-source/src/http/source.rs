@@ -30,6 +30,7 @@ use crate::http::client::{HttpShared, Requester, check_status, classify, redact}
 use crate::http::index::IndexEntry;
 use crate::source::{ChartSource, LocatedChart, SourceAuth};
 use crate::spec::HttpSourceSpec;
+use crate::tls::TlsSettings;
 
 /// A chart in an HTTP chart repository.
 pub struct HttpSource {
@@ -93,19 +94,19 @@ impl HttpSource {
             let path = format!("{}/", repo_url.path());
             repo_url.set_path(&path);
         }
-        let client = shared.client(spec.tls.insecure_skip_tls_verify, auth.ca_pem.as_deref())?;
+        let tls = TlsSettings::new(spec.tls.insecure_skip_tls_verify, auth.ca_pem.as_deref())?;
+        let client = shared.client(&tls)?;
         let credentials = auth.credentials;
         let identity = format!(
             "{} tls={}{}",
             shared.identity(credentials.as_ref()),
-            if spec.tls.insecure_skip_tls_verify {
+            if tls.insecure_skip_verify() {
                 "insecure"
             } else {
                 "verify"
             },
-            auth.ca_pem
-                .as_deref()
-                .map(|p| format!(" ca={}", &Digest::of(p).hex()[..16]))
+            tls.ca_digest()
+                .map(|d| format!(" ca={}", &d.hex()[..16]))
                 .unwrap_or_default()
         );
         Ok(HttpSource {
