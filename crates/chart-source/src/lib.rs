@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod digest;
 pub mod error;
 pub mod http;
+pub mod identity_token;
 pub mod oci;
 pub mod oci_clients;
 pub mod reference;

@@ -64,8 +64,11 @@ pub struct OciSource {
     /// Taken from the pool at the first request: a digest-pinned chart already cached
     /// needs no client at all.
     client: OnceLock<Client>,
-    /// Holds the secret; never printed (no `Debug` on this struct prints it).
-    auth: RegistryAuth,
+    /// Holds the secret; never printed (no `Debug` on this struct prints it). Set when the
+    /// source is made, or — for an identity token — at the first request, once exchanged.
+    auth: tokio::sync::OnceCell<RegistryAuth>,
+    /// Docker's `identitytoken`, exchanged for [`OciSource::auth`] at the first request.
+    identity_token: Option<crate::credentials::SecretString>,
     auth_description: String,
     cache: Arc<ChartCache>,
     limits: ArchiveLimits,
@@ -96,16 +99,23 @@ impl OciSource {
                 .as_ref()
                 .map_or_else(|| "anonymous".to_string(), Credentials::identity),
         };
-        let (registry_auth, auth_description) = match &auth.credentials {
-            None => (RegistryAuth::Anonymous, "anonymous".to_string()),
-            Some(c @ Credentials::Basic { username, password }) => (
-                RegistryAuth::Basic(username.clone(), password.expose().to_string()),
-                c.describe(),
+        let auth_description = auth
+            .credentials
+            .as_ref()
+            .map_or_else(|| "anonymous".to_string(), Credentials::describe);
+        let (registry_auth, identity_token) = match &auth.credentials {
+            None => (Some(RegistryAuth::Anonymous), None),
+            Some(Credentials::Basic { username, password }) => (
+                Some(RegistryAuth::Basic(
+                    username.clone(),
+                    password.expose().to_string(),
+                )),
+                None,
             ),
-            Some(c @ Credentials::Bearer { token }) => (
-                RegistryAuth::Bearer(token.expose().to_string()),
-                c.describe(),
-            ),
+            Some(Credentials::Bearer { token }) => {
+                (Some(RegistryAuth::Bearer(token.expose().to_string())), None)
+            }
+            Some(Credentials::IdentityToken { token }) => (None, Some(token.clone())),
         };
         Ok(OciSource {
             spec,
@@ -113,11 +123,52 @@ impl OciSource {
             client_key,
             tls,
             client: OnceLock::new(),
-            auth: registry_auth,
+            auth: tokio::sync::OnceCell::new_with(registry_auth),
+            identity_token,
             auth_description,
             cache,
             limits: ArchiveLimits::default(),
         })
+    }
+
+    /// The registry credentials of this source; an identity token is exchanged at the
+    /// registry's token service the first time ([`crate::identity_token`]).
+    async fn auth(&self) -> Result<&RegistryAuth> {
+        self.auth
+            .get_or_try_init(|| async {
+                let Some(refresh) = &self.identity_token else {
+                    return Ok(RegistryAuth::Anonymous);
+                };
+                let r = &self.spec.reference;
+                let scheme = if self.spec.plain_http {
+                    "http"
+                } else {
+                    "https"
+                };
+                let client = self
+                    .tls
+                    .reqwest_builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .map_err(|e| Error::Tls {
+                        target: self.target(),
+                        message: format!("cannot set up TLS: {}", chain(&e)),
+                    })?;
+                let access = crate::identity_token::exchange(
+                    &client,
+                    &format!("{scheme}://{}", r.registry()),
+                    self.spec.plain_http,
+                    r.repository(),
+                    refresh,
+                    &self.target(),
+                )
+                .await?;
+                Ok(access.map_or(RegistryAuth::Anonymous, |token| {
+                    RegistryAuth::Bearer(token.expose().to_string())
+                }))
+            })
+            .await
     }
 
     /// Takes clients from `clients`, shared with other sources (the controller's pool).
@@ -200,7 +251,7 @@ impl OciSource {
         );
         let digest = self
             .client()?
-            .fetch_manifest_digest(&by_tag, &self.auth)
+            .fetch_manifest_digest(&by_tag, self.auth().await?)
             .await
             .map_err(|e| self.classify(e))?;
         digest.parse().map_err(|e| Error::Integrity {
@@ -232,7 +283,10 @@ impl OciSource {
             && !self.clients.was_served(&self.client_key, key)
         {
             self.client()?
-                .fetch_manifest_digest(&self.reference_by_digest(manifest_digest), &self.auth)
+                .fetch_manifest_digest(
+                    &self.reference_by_digest(manifest_digest),
+                    self.auth().await?,
+                )
                 .await
                 .map_err(|e| self.classify(e))?;
         }
@@ -285,7 +339,9 @@ impl OciSource {
     /// Records that the registry served manifest `key`, with chart `digest`, to this
     /// source's credentials (on disk for the cache, in memory for the identity).
     fn record(&self, key: &str, digest: &Digest) -> Result<()> {
-        let access = if matches!(self.auth, RegistryAuth::Anonymous) {
+        let anonymous = self.identity_token.is_none()
+            && matches!(self.auth.get(), Some(RegistryAuth::Anonymous));
+        let access = if anonymous {
             Access::Public
         } else {
             Access::Private
@@ -325,7 +381,7 @@ impl ChartSource for OciSource {
         let by_digest = self.reference_by_digest(&manifest_digest);
         let (bytes, _) = self
             .client()?
-            .pull_manifest_raw(&by_digest, &self.auth, MANIFEST_MEDIA_TYPES)
+            .pull_manifest_raw(&by_digest, self.auth().await?, MANIFEST_MEDIA_TYPES)
             .await
             .map_err(|e| self.classify(e))?;
         if Digest::of(&bytes) != manifest_digest {

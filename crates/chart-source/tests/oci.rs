@@ -505,3 +505,44 @@ async fn a_tampered_chart_blob_is_an_integrity_failure_and_nothing_is_cached() {
         assert!(left.is_empty(), "left in the cache: {left:?}");
     }
 }
+
+/// Docker's `identitytoken` is a refresh token for the registry's token service. The real
+/// docker-registry here has no token service (no real one can run on this machine: see
+/// docs/oci-and-cache.md); what can be checked for real: a registry with Basic auth only is an
+/// `auth` failure that says why (the token is never sent as a bearer token), and a registry
+/// that asks for nothing serves the chart without any exchange.
+#[tokio::test]
+async fn an_identity_token_needs_the_registrys_token_service() {
+    let Some(f) = fixture(RegistryMode::BasicAuth, &[("app", "1.0.0")]) else {
+        return;
+    };
+    let reference = f.registry.oci_ref("team/charts/app", "1.0.0");
+    let auth = SourceAuth {
+        credentials: Some(Credentials::identity_token("refresh-token-secret")),
+        ca_pem: None,
+    };
+    let (category, message) = category_of(&source(&f, spec(&reference, true), auth.clone())).await;
+    assert_eq!(category, Category::Auth, "{message}");
+    assert!(message.contains(&reference), "{message}");
+    assert!(message.contains("no token service"), "{message}");
+    assert!(!message.contains("refresh-token-secret"));
+    // Only the challenge probe reached the registry after the push: no pull was tried with
+    // the token.
+    let log = f.registry.access_log();
+    let pushed = log
+        .iter()
+        .rposition(|e| e.method == "PUT" && e.path.ends_with("/manifests/1.0.0"))
+        .unwrap();
+    let after: Vec<_> = log[pushed + 1..].iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(after, ["/v2/"], "{log:?}");
+
+    let Some(open) = fixture(RegistryMode::Anonymous, &[("app", "1.0.0")]) else {
+        return;
+    };
+    let reference = open.registry.oci_ref("team/charts/app", "1.0.0");
+    let located = source(&open, spec(&reference, true), auth)
+        .locate()
+        .await
+        .unwrap();
+    assert_eq!(located.name, "app");
+}

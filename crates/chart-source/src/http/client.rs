@@ -324,7 +324,10 @@ impl Requester<'_> {
                     Some(Credentials::Basic { username, password }) => {
                         request.basic_auth(username, Some(password.expose()))
                     }
-                    Some(Credentials::Bearer { token }) => request.bearer_auth(token.expose()),
+                    // A chart repository has no token service: a token is sent as it is.
+                    Some(Credentials::Bearer { token } | Credentials::IdentityToken { token }) => {
+                        request.bearer_auth(token.expose())
+                    }
                     None => request,
                 };
             }
