@@ -506,11 +506,10 @@ async fn a_tampered_chart_blob_is_an_integrity_failure_and_nothing_is_cached() {
     }
 }
 
-/// Docker's `identitytoken` is a refresh token for the registry's token service. The real
-/// docker-registry here has no token service (no real one can run on this machine: see
-/// docs/oci-and-cache.md); what can be checked for real: a registry with Basic auth only is an
-/// `auth` failure that says why (the token is never sent as a bearer token), and a registry
-/// that asks for nothing serves the chart without any exchange.
+/// Docker's `identitytoken` is a refresh token for the registry's token service: a registry
+/// with Basic auth only has none, which is an `auth` failure that says why (the token is
+/// never sent as a bearer token); a registry that asks for nothing serves the chart without
+/// any exchange.
 #[tokio::test]
 async fn an_identity_token_needs_the_registrys_token_service() {
     let Some(f) = fixture(RegistryMode::BasicAuth, &[("app", "1.0.0")]) else {
@@ -545,4 +544,60 @@ async fn an_identity_token_needs_the_registrys_token_service() {
         .await
         .unwrap();
     assert_eq!(located.name, "app");
+}
+
+/// The same identity token (a refresh token from distribution's token server, as `docker
+/// login` stores it) through helm — an `identitytoken` entry in helm's registry config —
+/// and through us: both exchange it at the token service and pull; a wrong one fails both.
+#[tokio::test]
+async fn an_identity_token_is_exchanged_at_the_registrys_token_service() {
+    if !test_support::token_server_bin().exists() {
+        eprintln!("SKIP: token-server missing (run scripts/dev-setup)");
+        return;
+    }
+    let Some(f) = fixture(RegistryMode::Anonymous, &[]) else {
+        return;
+    };
+    let registry = Registry::start(RegistryMode::TokenAuth).unwrap();
+    let user = registry.username().unwrap().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let tgz = Chart::create("app", "1.0.0").package(work.path()).unwrap();
+    registry.push(&tgz, &format!("{user}/charts")).unwrap();
+    let reference = registry.oci_ref(&format!("{user}/charts/app"), "1.0.0");
+    let refresh = registry.refresh_token().unwrap();
+
+    for (token, works) in [(refresh.as_str(), true), ("not-a-refresh-token", false)] {
+        // helm, with the token as `docker login` stores it.
+        let home = tempfile::tempdir().unwrap();
+        let config = home.path().join("config/registry/config.json");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        let auths = serde_json::json!({"auths": {registry.host(): {"identitytoken": token}}});
+        std::fs::write(&config, auths.to_string()).unwrap();
+        let out = test_support::helm_command(home.path())
+            .args(["pull", &reference, "--plain-http", "-d"])
+            .arg(home.path())
+            .output()
+            .unwrap();
+        let helm_stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), works, "helm: {helm_stderr}");
+
+        // Us, with the same token.
+        let auth = SourceAuth {
+            credentials: Some(Credentials::identity_token(token)),
+            ca_pem: None,
+        };
+        let result = OciSource::new(spec(&reference, true), auth, f.cache.clone())
+            .unwrap()
+            .locate()
+            .await;
+        match (result, works) {
+            (Ok(located), true) => assert_eq!(located.name, "app"),
+            (Err(e), false) => {
+                assert_eq!(e.category(), Category::Auth, "{e}");
+                assert!(e.to_string().contains("refused the identity token"), "{e}");
+                assert!(!e.to_string().contains(token), "{e}");
+            }
+            (other, _) => panic!("{token}: {other:?}; helm: {helm_stderr}"),
+        }
+    }
 }
