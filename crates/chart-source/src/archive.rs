@@ -2,50 +2,64 @@
 //! dependencies).
 //!
 //! [`check_archive`] reads a `.tgz` once, streaming: it hashes the compressed bytes,
-//! decompresses with a bound, and checks every entry. Rules:
-//! - compressed size, total decompressed size, per-file size and entry count are bounded
-//!   ([`ArchiveLimits`], Helm's own defaults for the decompressed sizes);
-//! - only regular files and directories: links (symbolic or hard), devices, FIFOs and sparse
-//!   files are rejected — a chart needs none of them, and rejecting them all means no link
-//!   can leave the chart;
-//! - no absolute paths, no `..`; exactly one top-level directory;
-//! - `<top>/Chart.yaml` present and parsed, with `name` and `version`; when `expect` is
-//!   given they must match (a tag's `_` is read as `+`);
+//! decompresses with a bound, and checks every entry the way helm's chart loader does
+//! ([`helm_rules`]), so that a chart helm loads passes and a chart helm refuses is refused
+//! here, with the entry named:
+//! - helm's path rules: the first path component is dropped (`mychart/`, `./`), `\` is a
+//!   separator in archives made on Windows, names are cleaned; absolute names, names outside
+//!   the chart or starting with `..`, drive-letter names and a top-level `Chart.yaml` are
+//!   refused;
+//! - helm's size rules: at most 5 MiB per file, less than 100 MiB for all files together;
+//!   directories and pax headers (global ones, as `git archive` writes, and per-file ones)
+//!   are skipped;
+//! - `Chart.yaml` present and parsed, with `name` and `version`;
 //! - every dependency declared in `Chart.yaml` (apiVersion v2) or `requirements.yaml` (v1)
 //!   is present under `charts/`, as a directory or a `.tgz` (a `condition` does not make it
 //!   optional: nothing is fetched later).
 //!
+//! Stricter than helm, on purpose: links (symbolic or hard), devices and FIFOs are refused
+//! (helm reads them as empty files; `helm package` never writes them), and two bounds that
+//! helm does not have keep memory and time in check on hostile input — see
+//! [`ArchiveLimits`]; both sit far above any chart helm can load.
+//!
 //! Every failure is an [`Error::Integrity`] naming the archive entry concerned.
+
+mod helm_rules;
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
-use std::path::{Component, Path};
+use std::path::Path;
 
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 
+pub use helm_rules::{HELM_MAX_CHART_BYTES, HELM_MAX_FILE_BYTES, SizeRefusal, chart_file_name};
+
 /// Size bounds for a chart archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArchiveLimits {
-    /// The `.tgz` itself.
+    /// The `.tgz` itself; bounds a download (helm has no such bound).
     pub max_compressed_bytes: u64,
-    /// Sum of the files' sizes once decompressed.
+    /// The files' sizes must sum to less than this (helm's `MaxDecompressedChartSize`).
     pub max_total_bytes: u64,
-    /// Any single file.
+    /// Any single file may be this large, not larger (helm's `MaxDecompressedFileSize`).
     pub max_file_bytes: u64,
-    /// Number of tar entries (files and directories).
-    pub max_entries: u64,
+    /// The decompressed tar stream, headers included: bounds the time spent on an archive
+    /// of countless empty entries (helm has no such bound).
+    pub max_stream_bytes: u64,
 }
 
 impl Default for ArchiveLimits {
-    /// 20 MiB compressed, 100 MiB decompressed, 5 MiB per file (Helm's limits), 10 000 entries.
+    /// Helm's limits (5 MiB per file, less than 100 MiB in all), plus 1 GiB compressed and
+    /// 1 GiB of decompressed tar stream: a chart helm can load is under 100 MiB of content,
+    /// so these are reached only by an archive of about two million entries or by padding.
     fn default() -> Self {
         ArchiveLimits {
-            max_compressed_bytes: 20 << 20,
-            max_total_bytes: 100 << 20,
-            max_file_bytes: 5 << 20,
-            max_entries: 10_000,
+            max_compressed_bytes: 1 << 30,
+            max_total_bytes: HELM_MAX_CHART_BYTES,
+            max_file_bytes: HELM_MAX_FILE_BYTES,
+            max_stream_bytes: 1 << 30,
         }
     }
 }
@@ -97,13 +111,8 @@ struct RequirementsYaml {
     dependencies: Option<Vec<Dependency>>,
 }
 
-/// Checks the chart archive at `path` (see the module docs). `expect` is the chart name and
-/// version the reference asked for.
-pub fn check_archive(
-    path: &Path,
-    limits: &ArchiveLimits,
-    expect: Option<(&str, &str)>,
-) -> Result<ChartMeta> {
+/// Checks the chart archive at `path` (see the module docs).
+pub fn check_archive(path: &Path, limits: &ArchiveLimits) -> Result<ChartMeta> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let compressed_bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let fail = |entry: &str, message: String| Error::Integrity {
@@ -128,11 +137,7 @@ pub fn check_archive(
         inner: BufReader::new(file),
         hasher: Hasher::new(),
     };
-    // Headers and padding take space too: allow 1 KiB per entry on top of the content.
-    let stream_bound = limits
-        .max_total_bytes
-        .saturating_add(limits.max_entries.saturating_mul(1024))
-        .saturating_add(64 * 1024);
+    let stream_bound = limits.max_stream_bytes;
     let decoder = BoundedReader {
         inner: flate2::read::GzDecoder::new(hashing),
         remaining: stream_bound,
@@ -149,25 +154,25 @@ pub fn check_archive(
         }
     };
 
-    let mut top: Option<String> = None;
-    let mut entries = 0u64;
-    let mut total = 0u64;
-    let mut chart_yaml: Option<Vec<u8>> = None;
-    let mut requirements_yaml: Option<Vec<u8>> = None;
-    // Direct children of `<top>/charts/`: directory names and file names.
+    let mut files = 0u64;
+    let mut remaining = limits.max_total_bytes;
+    let mut chart_yaml: Option<(String, Vec<u8>)> = None;
+    let mut requirements_yaml: Option<(String, Vec<u8>)> = None;
+    // Under `charts/`: directory names (`redis/`) and file names (`redis-1.0.0.tgz`).
     let mut packaged: BTreeSet<String> = BTreeSet::new();
 
     for entry in archive.entries().map_err(not_tgz)? {
         let mut entry = entry.map_err(not_tgz)?;
-        entries += 1;
         let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        if entries > limits.max_entries {
-            return Err(fail(
-                &raw_name,
-                format!("more than {} entries", limits.max_entries),
-            ));
+        let header = entry.header();
+        let kind = header.entry_type();
+        // Helm skips directories (as Go's `FileInfo().IsDir()` sees them) and pax headers.
+        let is_dir = kind.is_dir()
+            || (header.as_old().linkflag == [0] && raw_name.ends_with('/'))
+            || header.mode().is_ok_and(|m| m & 0o170_000 == 0o040_000);
+        if is_dir || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            continue;
         }
-        let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
             let target = entry
                 .link_name_bytes()
@@ -178,104 +183,51 @@ pub fn check_archive(
                 format!("links are not allowed in a chart (points to `{target}`)"),
             ));
         }
-        let is_dir = kind.is_dir();
-        if !(kind.is_file() || is_dir || kind == tar::EntryType::Continuous) {
+        if !(kind.is_file() || kind.is_gnu_sparse() || kind == tar::EntryType::Continuous) {
             return Err(fail(
                 &raw_name,
                 format!("entry type {kind:?} is not allowed in a chart"),
             ));
         }
-
-        // Path rules: relative, no `..`, under the single top-level directory.
-        let entry_path = entry.path().map_err(not_tgz)?.into_owned();
-        let mut parts: Vec<String> = Vec::new();
-        for component in entry_path.components() {
-            match component {
-                Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
-                Component::CurDir => {}
-                Component::ParentDir => {
-                    return Err(fail(&raw_name, "path contains `..`".into()));
-                }
-                Component::RootDir | Component::Prefix(_) => {
-                    return Err(fail(&raw_name, "absolute path".into()));
-                }
-            }
-        }
-        if raw_name.starts_with('/') || raw_name.contains('\\') {
-            return Err(fail(&raw_name, "absolute or backslash path".into()));
-        }
-        let Some(first) = parts.first() else {
-            continue;
-        };
-        match &top {
-            None => top = Some(first.clone()),
-            Some(t) if t != first => {
-                return Err(fail(
-                    &raw_name,
-                    format!("more than one top-level directory (`{t}` and `{first}`)"),
-                ));
-            }
-            Some(_) => {}
-        }
-        if parts.len() == 1 && !is_dir {
-            return Err(fail(
+        let name = chart_file_name(&raw_name).map_err(|why| fail(&raw_name, why.to_string()))?;
+        let size = entry.size();
+        remaining = helm_rules::charge(remaining, size, limits.max_file_bytes).map_err(|why| {
+            fail(
                 &raw_name,
-                "a file at the top level: a chart archive holds one directory".into(),
-            ));
-        }
-
-        let size = entry.header().size().map_err(not_tgz)?;
-        if !is_dir {
-            if size > limits.max_file_bytes {
-                return Err(fail(
-                    &raw_name,
-                    format!(
-                        "file is {size} bytes, over the per-file limit of {}",
+                match why {
+                    SizeRefusal::File => format!(
+                        "file is {size} bytes, over helm's per-file limit of {}",
                         limits.max_file_bytes
                     ),
-                ));
-            }
-            total = total.saturating_add(size);
-            if total > limits.max_total_bytes {
-                return Err(fail(
-                    &raw_name,
-                    format!(
-                        "decompressed chart is over the limit of {} bytes",
+                    SizeRefusal::Chart => format!(
+                        "the chart's files reach helm's limit of {} bytes",
                         limits.max_total_bytes
                     ),
-                ));
-            }
-        }
+                },
+            )
+        })?;
+        files += 1;
 
-        let rel: Vec<&str> = parts[1..].iter().map(String::as_str).collect();
-        if rel.len() >= 2 && rel[0] == "charts" {
-            packaged.insert(format!(
-                "{}{}",
-                rel[1],
-                if rel.len() > 2 || is_dir { "/" } else { "" }
-            ));
+        if let Some(under) = name.strip_prefix("charts/") {
+            match under.split_once('/') {
+                Some((dir, _)) => packaged.insert(format!("{dir}/")),
+                None => packaged.insert(under.to_string()),
+            };
         }
-        let keep = match rel.as_slice() {
-            ["Chart.yaml"] => Some(&mut chart_yaml),
-            ["requirements.yaml"] => Some(&mut requirements_yaml),
+        let keep = match name.as_str() {
+            "Chart.yaml" => Some(&mut chart_yaml),
+            "requirements.yaml" => Some(&mut requirements_yaml),
             _ => None,
         };
         match keep {
-            Some(slot) if !is_dir => {
+            Some(slot) => {
                 let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                (&mut entry)
-                    .take(limits.max_file_bytes)
-                    .read_to_end(&mut buf)
-                    .map_err(not_tgz)?;
-                *slot = Some(buf);
+                entry.read_to_end(&mut buf).map_err(not_tgz)?;
+                *slot = Some((raw_name, buf));
             }
-            _ => {
+            None => {
                 // Drain so the stream (and the bound) sees the bytes.
-                io::copy(
-                    &mut (&mut entry).take(limits.max_file_bytes),
-                    &mut io::sink(),
-                )
-                .map_err(not_tgz)?;
+                io::copy(&mut entry, &mut io::sink()).map_err(not_tgz)?;
             }
         }
     }
@@ -285,14 +237,13 @@ pub fn check_archive(
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io(path, e))?;
     let digest = hashing.hasher.finish();
 
-    let Some(top) = top else {
-        return Err(fail("", "empty archive".into()));
+    if files == 0 {
+        return Err(fail("", "no files in chart archive".into()));
+    }
+    let Some((chart_yaml_name, chart_yaml)) = chart_yaml else {
+        return Err(fail("Chart.yaml", "Chart.yaml is missing".into()));
     };
-    let chart_yaml_name = format!("{top}/Chart.yaml");
-    let Some(chart_yaml) = chart_yaml else {
-        return Err(fail(&chart_yaml_name, "Chart.yaml is missing".into()));
-    };
-    let parsed: ChartYaml = crate::yaml::from_slice(&chart_yaml)
+    let parsed: ChartYaml = crate::yaml::from_slice(strip_bom(&chart_yaml))
         .map_err(|e| fail(&chart_yaml_name, format!("invalid YAML: {e}")))?;
     let name = parsed
         .name
@@ -313,17 +264,16 @@ pub fn check_archive(
     let mut dependencies = parsed.dependencies.unwrap_or_default();
     if api_version == "v1"
         && dependencies.is_empty()
-        && let Some(req) = requirements_yaml
+        && let Some((req_name, req)) = requirements_yaml
     {
-        let req_name = format!("{top}/requirements.yaml");
-        let parsed: RequirementsYaml = crate::yaml::from_slice(&req)
+        let parsed: RequirementsYaml = crate::yaml::from_slice(strip_bom(&req))
             .map_err(|e| fail(&req_name, format!("invalid YAML: {e}")))?;
         dependencies = parsed.dependencies.unwrap_or_default();
     }
     for dep in &dependencies {
         if !dependency_present(&packaged, &dep.name) {
             return Err(fail(
-                &format!("{top}/charts/"),
+                "charts/",
                 format!(
                     "dependency `{}`{} declared in Chart.yaml is not packaged under charts/ \
                      (run `helm dependency build` before packaging)",
@@ -337,22 +287,6 @@ pub fn check_archive(
         }
     }
 
-    if let Some((want_name, want_version)) = expect {
-        if name != want_name {
-            return Err(fail(
-                &chart_yaml_name,
-                format!("chart name is `{name}`, the reference asks for `{want_name}`"),
-            ));
-        }
-        let want_version = want_version.replace('_', "+");
-        if version != want_version {
-            return Err(fail(
-                &chart_yaml_name,
-                format!("chart version is `{version}`, the reference asks for `{want_version}`"),
-            ));
-        }
-    }
-
     Ok(ChartMeta {
         name,
         version,
@@ -361,8 +295,36 @@ pub fn check_archive(
         dependencies,
         digest,
         compressed_bytes,
-        total_bytes: total,
+        total_bytes: limits.max_total_bytes - remaining,
     })
+}
+
+/// [`check_archive`] on a blocking thread (it reads and inflates the whole archive); an
+/// integrity failure names `target`, the reference the chart was located for.
+pub async fn check_archive_for(
+    path: std::path::PathBuf,
+    limits: ArchiveLimits,
+    target: String,
+) -> Result<ChartMeta> {
+    let at = path.clone();
+    let checked = tokio::task::spawn_blocking(move || check_archive(&path, &limits))
+        .await
+        .map_err(|e| Error::io(at, io::Error::other(e)))?;
+    checked.map_err(|e| match e {
+        Error::Integrity {
+            target: inner,
+            message,
+        } => Error::Integrity {
+            target,
+            message: format!("{inner}: {message}"),
+        },
+        other => other,
+    })
+}
+
+/// Helm drops a UTF-8 byte order mark at the start of every file.
+fn strip_bom(data: &[u8]) -> &[u8] {
+    data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data)
 }
 
 /// A dependency is packaged as `charts/<name>/…` or `charts/<name>-<version>.tgz`.

@@ -44,8 +44,11 @@ pub enum Credentials {
         username: String,
         password: SecretString,
     },
-    /// A bearer or identity token with no username.
+    /// A bearer token with no username, sent as it is.
     Bearer { token: SecretString },
+    /// Docker's `identitytoken`: a refresh token, exchanged at the registry's token service
+    /// for an access token before a pull ([`crate::identity_token`]).
+    IdentityToken { token: SecretString },
 }
 
 impl Credentials {
@@ -62,11 +65,18 @@ impl Credentials {
         }
     }
 
+    /// Docker's `identitytoken` (a refresh token for the registry's token service).
+    pub fn identity_token(token: impl Into<String>) -> Self {
+        Credentials::IdentityToken {
+            token: SecretString::new(token),
+        }
+    }
+
     /// The username, which is not secret and may be shown.
     pub fn username(&self) -> Option<&str> {
         match self {
             Credentials::Basic { username, .. } => Some(username),
-            Credentials::Bearer { .. } => None,
+            Credentials::Bearer { .. } | Credentials::IdentityToken { .. } => None,
         }
     }
 
@@ -86,6 +96,10 @@ impl Credentials {
                 bytes.extend_from_slice(b"bearer\0");
                 bytes.extend_from_slice(token.expose().as_bytes());
             }
+            Credentials::IdentityToken { token } => {
+                bytes.extend_from_slice(b"identity\0");
+                bytes.extend_from_slice(token.expose().as_bytes());
+            }
         }
         format!("cred-{}", &crate::digest::Digest::of(&bytes).hex()[..32])
     }
@@ -95,6 +109,7 @@ impl Credentials {
         match self {
             Credentials::Basic { username, .. } => format!("basic (user {username:?})"),
             Credentials::Bearer { .. } => "bearer token".to_string(),
+            Credentials::IdentityToken { .. } => "identity token".to_string(),
         }
     }
 }
@@ -109,6 +124,10 @@ impl fmt::Debug for Credentials {
                 .finish(),
             Credentials::Bearer { .. } => f
                 .debug_struct("Bearer")
+                .field("token", &"<redacted>")
+                .finish(),
+            Credentials::IdentityToken { .. } => f
+                .debug_struct("IdentityToken")
                 .field("token", &"<redacted>")
                 .finish(),
         }
@@ -144,12 +163,15 @@ mod tests {
     fn debug_and_display_never_show_the_secret() {
         let basic = Credentials::basic("ci", "hunter2-very-secret");
         let bearer = Credentials::bearer("tok-very-secret");
+        let identity = Credentials::identity_token("refresh-very-secret");
         for text in [
             format!("{basic:?}"),
             format!("{basic}"),
             format!("{basic:#?}"),
             format!("{bearer:?}"),
             format!("{bearer}"),
+            format!("{identity:?}"),
+            format!("{identity}"),
         ] {
             assert!(!text.contains("very-secret"), "leaked in {text}");
         }

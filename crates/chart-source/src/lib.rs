@@ -11,18 +11,22 @@
 
 pub mod archive;
 pub mod cache;
+pub mod chart_identity;
 pub mod credentials;
 pub mod digest;
 pub mod error;
 pub mod http;
+pub mod identity_token;
 pub mod oci;
 pub mod oci_clients;
 pub mod reference;
 pub mod registry;
 pub mod source;
 pub mod spec;
+pub mod tls;
 pub mod yaml;
 
+pub use chart_identity::{ReferenceMismatch, Requested};
 pub use credentials::{Credentials, SecretString};
 pub use digest::Digest;
 pub use error::{Category, Error, Result};

@@ -10,7 +10,9 @@
 //!    the manifest is fetched and verified, its config media type must be Helm's, the chart
 //!    layer (`application/vnd.cncf.helm.chart.content.v1.tar+gzip`, or the legacy
 //!    `application/tar+gzip`) is streamed into the cache, verified against its digest;
-//! 4. the archive is checked ([`crate::archive`]) against the reference's name and tag.
+//! 4. the archive is checked ([`crate::archive`]); a chart whose `Chart.yaml` names another
+//!    chart or version than the reference (a mirror, a short tag) is used as helm uses it,
+//!    and the difference is reported in [`LocatedChart::differs_from_reference`].
 //!
 //! Errors carry a category from the registry's answer: 401/403/`UNAUTHORIZED`/`DENIED` →
 //! auth, 404/`MANIFEST_UNKNOWN`/`NAME_UNKNOWN` → not-found, refused connections, timeouts,
@@ -22,20 +24,22 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
-use crate::archive::{ArchiveLimits, ChartMeta, check_archive};
+use crate::archive::{ArchiveLimits, ChartMeta, check_archive_for};
 use crate::cache::{Access, ChartCache};
+use crate::chart_identity::Requested;
 use crate::credentials::Credentials;
 use crate::digest::Digest;
 use crate::error::{Error, Result, chain};
 use crate::oci_clients::{ClientKey, OciClients};
 use crate::source::{ChartSource, LocatedChart, SourceAuth};
 use crate::spec::OciSourceSpec;
+use crate::tls::TlsSettings;
 
 /// Helm's OCI config media type.
 pub const HELM_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
@@ -55,13 +59,16 @@ pub struct OciSource {
     /// Where clients come from, and which one this source uses.
     clients: Arc<OciClients>,
     client_key: ClientKey,
-    /// PEM blocks of `caSecretRef`, added to the platform's roots.
-    ca_certs: Vec<Vec<u8>>,
+    /// Verification against the platform roots plus `caSecretRef` ([`crate::tls`]).
+    tls: TlsSettings,
     /// Taken from the pool at the first request: a digest-pinned chart already cached
     /// needs no client at all.
     client: OnceLock<Client>,
-    /// Holds the secret; never printed (no `Debug` on this struct prints it).
-    auth: RegistryAuth,
+    /// Holds the secret; never printed (no `Debug` on this struct prints it). Set when the
+    /// source is made, or — for an identity token — at the first request, once exchanged.
+    auth: tokio::sync::OnceCell<RegistryAuth>,
+    /// Docker's `identitytoken`, exchanged for [`OciSource::auth`] at the first request.
+    identity_token: Option<crate::credentials::SecretString>,
     auth_description: String,
     cache: Arc<ChartCache>,
     limits: ArchiveLimits,
@@ -82,47 +89,86 @@ impl OciSource {
     /// private pool (see [`OciSource::with_clients`]) at the first request. A CA bundle
     /// without a PEM certificate is a config error.
     pub fn new(spec: OciSourceSpec, auth: SourceAuth, cache: Arc<ChartCache>) -> Result<OciSource> {
-        let mut ca_certs = Vec::new();
-        if let Some(pem) = &auth.ca_pem {
-            ca_certs = split_pem_certificates(pem);
-            if ca_certs.is_empty() {
-                return Err(Error::config(
-                    "source.caSecretRef",
-                    "key `ca.crt` holds no PEM certificate",
-                ));
-            }
-        }
+        let tls = TlsSettings::new(spec.tls.insecure_skip_tls_verify, auth.ca_pem.as_deref())?;
         let client_key = ClientKey {
             plain_http: spec.plain_http,
-            insecure_skip_tls_verify: spec.tls.insecure_skip_tls_verify,
-            ca: auth.ca_pem.as_deref().map(Digest::of),
+            insecure_skip_tls_verify: tls.insecure_skip_verify(),
+            ca: tls.ca_digest(),
             identity: auth
                 .credentials
                 .as_ref()
                 .map_or_else(|| "anonymous".to_string(), Credentials::identity),
         };
-        let (registry_auth, auth_description) = match &auth.credentials {
-            None => (RegistryAuth::Anonymous, "anonymous".to_string()),
-            Some(c @ Credentials::Basic { username, password }) => (
-                RegistryAuth::Basic(username.clone(), password.expose().to_string()),
-                c.describe(),
+        let auth_description = auth
+            .credentials
+            .as_ref()
+            .map_or_else(|| "anonymous".to_string(), Credentials::describe);
+        let (registry_auth, identity_token) = match &auth.credentials {
+            None => (Some(RegistryAuth::Anonymous), None),
+            Some(Credentials::Basic { username, password }) => (
+                Some(RegistryAuth::Basic(
+                    username.clone(),
+                    password.expose().to_string(),
+                )),
+                None,
             ),
-            Some(c @ Credentials::Bearer { token }) => (
-                RegistryAuth::Bearer(token.expose().to_string()),
-                c.describe(),
-            ),
+            Some(Credentials::Bearer { token }) => {
+                (Some(RegistryAuth::Bearer(token.expose().to_string())), None)
+            }
+            Some(Credentials::IdentityToken { token }) => (None, Some(token.clone())),
         };
         Ok(OciSource {
             spec,
             clients: Arc::new(OciClients::new(1)),
             client_key,
-            ca_certs,
+            tls,
             client: OnceLock::new(),
-            auth: registry_auth,
+            auth: tokio::sync::OnceCell::new_with(registry_auth),
+            identity_token,
             auth_description,
             cache,
             limits: ArchiveLimits::default(),
         })
+    }
+
+    /// The registry credentials of this source; an identity token is exchanged at the
+    /// registry's token service the first time ([`crate::identity_token`]).
+    async fn auth(&self) -> Result<&RegistryAuth> {
+        self.auth
+            .get_or_try_init(|| async {
+                let Some(refresh) = &self.identity_token else {
+                    return Ok(RegistryAuth::Anonymous);
+                };
+                let r = &self.spec.reference;
+                let scheme = if self.spec.plain_http {
+                    "http"
+                } else {
+                    "https"
+                };
+                let client = self
+                    .tls
+                    .reqwest_builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .map_err(|e| Error::Tls {
+                        target: self.target(),
+                        message: format!("cannot set up TLS: {}", chain(&e)),
+                    })?;
+                let access = crate::identity_token::exchange(
+                    &client,
+                    &format!("{scheme}://{}", r.registry()),
+                    self.spec.plain_http,
+                    r.repository(),
+                    refresh,
+                    &self.target(),
+                )
+                .await?;
+                Ok(access.map_or(RegistryAuth::Anonymous, |token| {
+                    RegistryAuth::Bearer(token.expose().to_string())
+                }))
+            })
+            .await
     }
 
     /// Takes clients from `clients`, shared with other sources (the controller's pool).
@@ -140,7 +186,7 @@ impl OciSource {
             &self.client_key,
             || self.client_config(),
             |e| {
-                if self.ca_certs.is_empty() {
+                if self.tls.ca_digest().is_none() {
                     Error::Tls {
                         target: self.target(),
                         message: format!("cannot set up TLS: {}", chain(&e)),
@@ -157,27 +203,20 @@ impl OciSource {
     }
 
     fn client_config(&self) -> ClientConfig {
-        ClientConfig {
+        let mut config = ClientConfig {
             protocol: if self.spec.plain_http {
                 ClientProtocol::Http
             } else {
                 ClientProtocol::Https
             },
-            accept_invalid_certificates: self.spec.tls.insecure_skip_tls_verify,
-            extra_root_certificates: self
-                .ca_certs
-                .iter()
-                .map(|data| Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data: data.clone(),
-                })
-                .collect(),
             connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: Some(Duration::from_secs(60)),
             // A chart is never an image index: refuse one rather than pick a platform.
             platform_resolver: None,
             ..ClientConfig::default()
-        }
+        };
+        self.tls.apply_to_oci(&mut config, self.spec.plain_http);
+        config
     }
 
     /// Replaces the default archive limits.
@@ -212,7 +251,7 @@ impl OciSource {
         );
         let digest = self
             .client()?
-            .fetch_manifest_digest(&by_tag, &self.auth)
+            .fetch_manifest_digest(&by_tag, self.auth().await?)
             .await
             .map_err(|e| self.classify(e))?;
         digest.parse().map_err(|e| Error::Integrity {
@@ -244,7 +283,10 @@ impl OciSource {
             && !self.clients.was_served(&self.client_key, key)
         {
             self.client()?
-                .fetch_manifest_digest(&self.reference_by_digest(manifest_digest), &self.auth)
+                .fetch_manifest_digest(
+                    &self.reference_by_digest(manifest_digest),
+                    self.auth().await?,
+                )
                 .await
                 .map_err(|e| self.classify(e))?;
         }
@@ -257,44 +299,15 @@ impl OciSource {
 
     async fn cached_entry(&self, digest: &Digest) -> Result<Option<LocatedChart>> {
         let found = self.cache.intact(digest, |path| self.check(path)).await?;
-        Ok(found.map(|(path, meta)| LocatedChart::new(path, meta, true)))
+        Ok(found.map(|(path, meta)| self.located(path, meta, true)))
     }
 
     async fn check(&self, path: std::path::PathBuf) -> Result<ChartMeta> {
-        let limits = self.limits;
-        let name = self.spec.reference.name().to_string();
-        let version = self.spec.reference.tag().map(str::to_string);
-        let target = self.target();
-        let checked = tokio::task::spawn_blocking(move || {
-            let meta = check_archive(
-                &path,
-                &limits,
-                version.as_deref().map(|v| (name.as_str(), v)),
-            )?;
-            // A digest-only reference has no version to compare, but still names the chart.
-            if meta.name != name {
-                return Err(Error::Integrity {
-                    target: format!("chart archive {}", path.display()),
-                    message: format!(
-                        "chart name is `{}`, the reference asks for `{name}`",
-                        meta.name
-                    ),
-                });
-            }
-            Ok(meta)
-        })
-        .await
-        .map_err(|e| Error::io(self.cache.dir(), std::io::Error::other(e)))?;
-        checked.map_err(|e| match e {
-            Error::Integrity {
-                target: inner,
-                message,
-            } => Error::Integrity {
-                target,
-                message: format!("{inner}: {message}"),
-            },
-            other => other,
-        })
+        check_archive_for(path, self.limits, self.target()).await
+    }
+
+    fn located(&self, path: std::path::PathBuf, meta: ChartMeta, cache_hit: bool) -> LocatedChart {
+        LocatedChart::new(path, meta, &Requested::oci(&self.spec.reference), cache_hit)
     }
 
     fn chart_layer<'m>(&self, manifest: &'m OciImageManifest) -> Result<&'m OciDescriptor> {
@@ -326,7 +339,9 @@ impl OciSource {
     /// Records that the registry served manifest `key`, with chart `digest`, to this
     /// source's credentials (on disk for the cache, in memory for the identity).
     fn record(&self, key: &str, digest: &Digest) -> Result<()> {
-        let access = if matches!(self.auth, RegistryAuth::Anonymous) {
+        let anonymous = self.identity_token.is_none()
+            && matches!(self.auth.get(), Some(RegistryAuth::Anonymous));
+        let access = if anonymous {
             Access::Public
         } else {
             Access::Private
@@ -366,7 +381,7 @@ impl ChartSource for OciSource {
         let by_digest = self.reference_by_digest(&manifest_digest);
         let (bytes, _) = self
             .client()?
-            .pull_manifest_raw(&by_digest, &self.auth, MANIFEST_MEDIA_TYPES)
+            .pull_manifest_raw(&by_digest, self.auth().await?, MANIFEST_MEDIA_TYPES)
             .await
             .map_err(|e| self.classify(e))?;
         if Digest::of(&bytes) != manifest_digest {
@@ -410,12 +425,7 @@ impl ChartSource for OciSource {
             .await
             .map_err(|e| self.classify(e))?;
         let target = self.target();
-        let stream = stream.map(|chunk| {
-            chunk.map_err(|e| Error::Network {
-                target: target.clone(),
-                message: format!("chart download interrupted: {e}"),
-            })
-        });
+        let stream = stream.map(|chunk| chunk.map_err(|e| classify_download(&e, &target)));
         let entry = self
             .cache
             .store_stream(stream, Some(&layer_digest), max, &self.target())
@@ -424,30 +434,12 @@ impl ChartSource for OciSource {
         let meta = self.check(entry.path.clone()).await?;
         self.record(&key, &layer_digest)?;
         tracing::debug!(reference = %self.target(), digest = %entry.digest, "chart downloaded");
-        Ok(LocatedChart::new(entry.path, meta, false))
+        Ok(self.located(entry.path, meta, false))
     }
 
     fn describe(&self) -> String {
         self.target()
     }
-}
-
-/// Splits a PEM bundle into one PEM block per certificate.
-fn split_pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let text = String::from_utf8_lossy(pem);
-    let mut out = Vec::new();
-    let mut rest = text.as_ref();
-    while let Some(start) = rest.find(BEGIN) {
-        let Some(end) = rest[start..].find(END) else {
-            break;
-        };
-        let block = &rest[start..start + end + END.len()];
-        out.push(format!("{block}\n").into_bytes());
-        rest = &rest[start + end + END.len()..];
-    }
-    out
 }
 
 /// The category of an oci-client error, with a message naming `target`.
@@ -559,6 +551,25 @@ pub fn classify(err: OciDistributionError, target: &str, auth: &str) -> Error {
     }
 }
 
+/// A failure while the chart layer streams in. oci-client verifies the layer against its
+/// digest as it streams: a mismatch is the content's fault (integrity, never retried as
+/// transient); anything else broke the transfer (network).
+fn classify_download(err: &std::io::Error, target: &str) -> Error {
+    match err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<oci_client::errors::DigestError>())
+    {
+        Some(digest_error) => Error::Integrity {
+            target: target.to_string(),
+            message: format!("the chart layer does not match its digest: {digest_error}"),
+        },
+        None => Error::Network {
+            target: target.to_string(),
+            message: format!("chart download interrupted: {err}"),
+        },
+    }
+}
+
 /// Transport failures: TLS when any error in the chain speaks of certificates or the
 /// handshake, network otherwise.
 fn classify_transport(err: &(dyn StdError + 'static), target: String) -> Error {
@@ -636,18 +647,5 @@ impl crate::registry::SourceFactory for OciFactory {
                 ),
             )),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pem_bundles_split() {
-        let one = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
-        let bundle = format!("junk\n{one}{one}");
-        assert_eq!(split_pem_certificates(bundle.as_bytes()).len(), 2);
-        assert!(split_pem_certificates(b"nothing").is_empty());
     }
 }

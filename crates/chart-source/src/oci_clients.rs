@@ -1,8 +1,7 @@
 //! oci-client clients shared across locates.
 //!
-//! Building a client loads the platform's TLS roots (on Debian: every file in
-//! `/etc/ssl/certs`, ~5 ms of CPU) and starts with an empty connection pool and an empty
-//! registry-token cache. The controller locates the same charts on every reconcile, so the
+//! A client starts with an empty connection pool and an empty registry-token cache (its TLS
+//! roots come from [`crate::tls`], read once per process). The controller locates the same charts on every reconcile, so the
 //! pool keeps one client per TLS setting **and credential identity**: roots are loaded once,
 //! connections are kept alive, and a registry token is reused until it expires. A client's
 //! token cache belongs to the one set of credentials it was built for — a token obtained

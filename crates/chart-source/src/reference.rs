@@ -63,7 +63,9 @@ impl OciReference {
 
     /// The tag read as a Helm chart version (`_` → `+`).
     pub fn version(&self) -> Option<String> {
-        self.tag.as_ref().map(|t| t.replace('_', "+"))
+        self.tag
+            .as_deref()
+            .map(crate::chart_identity::version_from_tag)
     }
 
     pub fn digest(&self) -> Option<&Digest> {
@@ -260,7 +262,7 @@ fn normalize_tag(tag: &str) -> Result<String, String> {
     if tag.is_empty() {
         return Err("missing version after `:`".into());
     }
-    let tag = tag.replace('+', "_");
+    let tag = crate::chart_identity::tag_from_version(tag);
     if tag.len() > MAX_TAG_LEN {
         return Err(format!("tag is longer than {MAX_TAG_LEN} characters"));
     }

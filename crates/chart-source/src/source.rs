@@ -20,12 +20,22 @@ pub struct LocatedChart {
     pub version: String,
     /// True when no chart bytes were downloaded for this locate.
     pub cache_hit: bool,
+    /// Set when `name`/`version` are not what the reference asked for (a mirrored chart, a
+    /// short tag): the chart is used as helm uses it, and the caller says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differs_from_reference: Option<crate::chart_identity::ReferenceMismatch>,
 }
 
 impl LocatedChart {
-    /// A located chart from the archive checks' findings.
-    pub(crate) fn new(path: PathBuf, meta: crate::archive::ChartMeta, cache_hit: bool) -> Self {
+    /// A located chart from the archive checks' findings, compared with what was requested.
+    pub(crate) fn new(
+        path: PathBuf,
+        meta: crate::archive::ChartMeta,
+        requested: &crate::chart_identity::Requested,
+        cache_hit: bool,
+    ) -> Self {
         LocatedChart {
+            differs_from_reference: requested.compare(&meta.name, &meta.version),
             path,
             digest: meta.digest,
             name: meta.name,

@@ -358,3 +358,246 @@ async fn private_chart_in_the_shared_cache_needs_the_registry_to_accept_the_cred
     assert_eq!(f.registry.blob_gets(), blobs);
     assert_eq!(pool.len(), 3, "one client per credential identity");
 }
+
+/// `helm template rel REFERENCE_OR_TGZ` with the real helm; stdout, or helm's error.
+fn helm_template(home: &Path, chart: &str) -> Result<String, String> {
+    let out = test_support::helm_command(home)
+        .args([
+            "template",
+            "rel",
+            chart,
+            "--plain-http",
+            "--namespace",
+            "apps",
+        ])
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test]
+async fn a_mirrored_chart_and_a_short_tag_are_used_as_helm_uses_them() {
+    let Some(f) = fixture(RegistryMode::Anonymous, &[("redis", "23.1.1")]) else {
+        return;
+    };
+    // A mirror under another repository name, and a short tag in the same repository.
+    f.registry
+        .copy(
+            "team/charts/redis",
+            "23.1.1",
+            "mirror/bitnami-redis",
+            "23.1.1",
+        )
+        .unwrap();
+    f.registry
+        .copy("team/charts/redis", "23.1.1", "team/charts/redis", "23.1")
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            f.registry.oci_ref("mirror/bitnami-redis", "23.1.1"),
+            "bitnami-redis",
+            Some("23.1.1"),
+        ),
+        (
+            f.registry.oci_ref("team/charts/redis", "23.1"),
+            "redis",
+            Some("23.1"),
+        ),
+    ];
+    for (reference, requested_name, requested_version) in cases {
+        // The same reference through helm and through us.
+        let by_helm = helm_template(home.path(), &reference).expect("helm renders it");
+        let located = source(&f, spec(&reference, true), SourceAuth::default())
+            .locate()
+            .await
+            .unwrap();
+        let ours = helm_template(home.path(), located.path.to_str().unwrap()).unwrap();
+        assert_eq!(
+            ours, by_helm,
+            "{reference}: the same chart, rendered the same"
+        );
+        assert!(by_helm.contains("helm.sh/chart: redis-23.1.1"), "{by_helm}");
+
+        // The chart's real name and version, and the difference from the reference.
+        assert_eq!(
+            (located.name.as_str(), located.version.as_str()),
+            ("redis", "23.1.1")
+        );
+        let mismatch = located
+            .differs_from_reference
+            .expect("a difference is reported");
+        assert_eq!(mismatch.requested_name, requested_name);
+        assert_eq!(mismatch.requested_version.as_deref(), requested_version);
+        assert_eq!(mismatch.chart_name, "redis");
+        assert_eq!(mismatch.chart_version, "23.1.1");
+    }
+
+    // The reference that names the chart exactly reports no difference.
+    let exact = f.registry.oci_ref("team/charts/redis", "23.1.1");
+    let located = source(&f, spec(&exact, true), SourceAuth::default())
+        .locate()
+        .await
+        .unwrap();
+    assert_eq!(located.differs_from_reference, None);
+}
+
+#[tokio::test]
+async fn a_tampered_chart_blob_is_an_integrity_failure_and_nothing_is_cached() {
+    let Some(f) = fixture(RegistryMode::Anonymous, &[]) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    // Tampered in the registry's storage, as a compromised registry or disk would: one byte
+    // flipped (same size), or the blob replaced by another valid chart (another size).
+    let flip_one_byte = |blob: &Path| {
+        let mut bytes = std::fs::read(blob).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(blob, bytes).unwrap();
+    };
+    let other = Chart::create("app", "6.6.6")
+        .package(&work.path().join("other"))
+        .unwrap();
+    let replace_with_other_chart = |blob: &Path| {
+        std::fs::copy(&other, blob).unwrap();
+    };
+    type Tamper<'a> = &'a dyn Fn(&Path);
+    let tampers: [(&str, Tamper); 2] = [
+        ("1.0.0", &flip_one_byte),
+        ("2.0.0", &replace_with_other_chart),
+    ];
+    for (version, tamper) in tampers {
+        let tgz = Chart::create("app", version)
+            .package(&work.path().join(version))
+            .unwrap();
+        f.registry.push(&tgz, "team/charts").unwrap();
+        // helm pushes the .tgz as the chart layer: its blob is the file's sha256.
+        let layer = Digest::of(&std::fs::read(&tgz).unwrap());
+        tamper(&f.registry.blob_file(&layer.to_string()));
+        let reference = f.registry.oci_ref("team/charts/app", version);
+
+        // The same reference through helm: refused.
+        let by_helm = helm_template(home.path(), &reference).unwrap_err();
+        eprintln!("helm: {by_helm}");
+        assert!(
+            by_helm.contains("digest") || by_helm.contains("Content-Length"),
+            "{by_helm}"
+        );
+
+        // Through us: integrity (permanent, not retried as a network failure), naming the
+        // reference; nothing in the cache.
+        let (category, message) =
+            category_of(&source(&f, spec(&reference, true), SourceAuth::default())).await;
+        assert_eq!(category, Category::Integrity, "{message}");
+        assert!(!category.is_transient());
+        assert!(message.contains(&reference), "{message}");
+        assert!(message.contains("does not match its digest"), "{message}");
+        let left: Vec<_> = std::fs::read_dir(f.cache.dir().join("sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "left in the cache: {left:?}");
+    }
+}
+
+/// Docker's `identitytoken` is a refresh token for the registry's token service: a registry
+/// with Basic auth only has none, which is an `auth` failure that says why (the token is
+/// never sent as a bearer token); a registry that asks for nothing serves the chart without
+/// any exchange.
+#[tokio::test]
+async fn an_identity_token_needs_the_registrys_token_service() {
+    let Some(f) = fixture(RegistryMode::BasicAuth, &[("app", "1.0.0")]) else {
+        return;
+    };
+    let reference = f.registry.oci_ref("team/charts/app", "1.0.0");
+    let auth = SourceAuth {
+        credentials: Some(Credentials::identity_token("refresh-token-secret")),
+        ca_pem: None,
+    };
+    let (category, message) = category_of(&source(&f, spec(&reference, true), auth.clone())).await;
+    assert_eq!(category, Category::Auth, "{message}");
+    assert!(message.contains(&reference), "{message}");
+    assert!(message.contains("no token service"), "{message}");
+    assert!(!message.contains("refresh-token-secret"));
+    // Only the challenge probe reached the registry after the push: no pull was tried with
+    // the token.
+    let log = f.registry.access_log();
+    let pushed = log
+        .iter()
+        .rposition(|e| e.method == "PUT" && e.path.ends_with("/manifests/1.0.0"))
+        .unwrap();
+    let after: Vec<_> = log[pushed + 1..].iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(after, ["/v2/"], "{log:?}");
+
+    let Some(open) = fixture(RegistryMode::Anonymous, &[("app", "1.0.0")]) else {
+        return;
+    };
+    let reference = open.registry.oci_ref("team/charts/app", "1.0.0");
+    let located = source(&open, spec(&reference, true), auth)
+        .locate()
+        .await
+        .unwrap();
+    assert_eq!(located.name, "app");
+}
+
+/// The same identity token (a refresh token from distribution's token server, as `docker
+/// login` stores it) through helm — an `identitytoken` entry in helm's registry config —
+/// and through us: both exchange it at the token service and pull; a wrong one fails both.
+#[tokio::test]
+async fn an_identity_token_is_exchanged_at_the_registrys_token_service() {
+    if !test_support::token_server_bin().exists() {
+        eprintln!("SKIP: token-server missing (run scripts/dev-setup)");
+        return;
+    }
+    let Some(f) = fixture(RegistryMode::Anonymous, &[]) else {
+        return;
+    };
+    let registry = Registry::start(RegistryMode::TokenAuth).unwrap();
+    let user = registry.username().unwrap().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let tgz = Chart::create("app", "1.0.0").package(work.path()).unwrap();
+    registry.push(&tgz, &format!("{user}/charts")).unwrap();
+    let reference = registry.oci_ref(&format!("{user}/charts/app"), "1.0.0");
+    let refresh = registry.refresh_token().unwrap();
+
+    for (token, works) in [(refresh.as_str(), true), ("not-a-refresh-token", false)] {
+        // helm, with the token as `docker login` stores it.
+        let home = tempfile::tempdir().unwrap();
+        let config = home.path().join("config/registry/config.json");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        let auths = serde_json::json!({"auths": {registry.host(): {"identitytoken": token}}});
+        std::fs::write(&config, auths.to_string()).unwrap();
+        let out = test_support::helm_command(home.path())
+            .args(["pull", &reference, "--plain-http", "-d"])
+            .arg(home.path())
+            .output()
+            .unwrap();
+        let helm_stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), works, "helm: {helm_stderr}");
+
+        // Us, with the same token.
+        let auth = SourceAuth {
+            credentials: Some(Credentials::identity_token(token)),
+            ca_pem: None,
+        };
+        let result = OciSource::new(spec(&reference, true), auth, f.cache.clone())
+            .unwrap()
+            .locate()
+            .await;
+        match (result, works) {
+            (Ok(located), true) => assert_eq!(located.name, "app"),
+            (Err(e), false) => {
+                assert_eq!(e.category(), Category::Auth, "{e}");
+                assert!(e.to_string().contains("refused the identity token"), "{e}");
+                assert!(!e.to_string().contains(token), "{e}");
+            }
+            (other, _) => panic!("{token}: {other:?}; helm: {helm_stderr}"),
+        }
+    }
+}

@@ -341,6 +341,10 @@ impl<H: Handler> Engine<H> {
                 }
             }
         };
+        for ev in &out.events {
+            self.publish(&c, false, &ev.reason, action, ev.note.clone())
+                .await;
+        }
         if let Some(hs) = out.handler_status {
             st.handler_status = if hs.is_null() { None } else { Some(hs) };
         }

@@ -185,6 +185,17 @@ pub enum Outcome {
 pub struct HandlerOutcome {
     pub outcome: Outcome,
     pub handler_status: Option<serde_json::Value>,
+    /// Normal Events the engine publishes on the Component (something a user should know
+    /// that is neither a phase change nor a failure).
+    pub events: Vec<HandlerEvent>,
+}
+
+/// A Normal Event a handler asks the engine to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerEvent {
+    /// PascalCase reason, e.g. `ChartDiffersFromReference`.
+    pub reason: String,
+    pub note: String,
 }
 
 impl HandlerOutcome {
@@ -193,6 +204,7 @@ impl HandlerOutcome {
         Self {
             outcome: Outcome::Done,
             handler_status: None,
+            events: Vec::new(),
         }
     }
 
@@ -204,6 +216,7 @@ impl HandlerOutcome {
                 message: message.into(),
             },
             handler_status: None,
+            events: Vec::new(),
         }
     }
 
@@ -215,12 +228,22 @@ impl HandlerOutcome {
                 message: message.into(),
             },
             handler_status: None,
+            events: Vec::new(),
         }
     }
 
     /// Sets the handler status to persist.
     pub fn with_status(mut self, handler_status: serde_json::Value) -> Self {
         self.handler_status = Some(handler_status);
+        self
+    }
+
+    /// Adds a Normal Event to publish.
+    pub fn with_event(mut self, reason: impl Into<String>, note: impl Into<String>) -> Self {
+        self.events.push(HandlerEvent {
+            reason: reason.into(),
+            note: note.into(),
+        });
         self
     }
 }

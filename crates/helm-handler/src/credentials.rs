@@ -478,6 +478,16 @@ fn docker_config_credentials(raw: &[u8], host: &str) -> Result<Credentials, Stri
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
     };
+    // As docker reads an entry: an identity token (a refresh token for the registry's token
+    // service; `auth` then often holds a placeholder user with no password, as Azure's
+    // `az acr login` writes) wins, then a registry token (sent as a bearer token), then the
+    // username and password.
+    if let Some(t) = field("identitytoken") {
+        return Ok(Credentials::identity_token(t));
+    }
+    if let Some(t) = field("registrytoken") {
+        return Ok(Credentials::bearer(t));
+    }
     if let (Some(u), Some(p)) = (field("username"), field("password")) {
         return Ok(Credentials::basic(u, p));
     }
@@ -493,9 +503,6 @@ fn docker_config_credentials(raw: &[u8], host: &str) -> Result<Credentials, Stri
                 "entry `{key}`: `auth` must be base64 of `username:password`"
             )),
         };
-    }
-    if let Some(t) = field("identitytoken").or_else(|| field("registrytoken")) {
-        return Ok(Credentials::bearer(t));
     }
     Err(format!(
         "entry `{key}` has no `username` + `password`, `auth` or `identitytoken`"

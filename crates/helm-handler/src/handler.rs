@@ -43,6 +43,9 @@ pub use self::status::{ChartStatus, DesiredState, HandlerStatus, values_hash};
 pub const RELEASE_DESCRIPTION_PREFIX: &str = "helm-handler: Component ";
 /// See [`HelmHandler::with_stale_pending_after`]: the engine's default deadline plus a minute.
 pub const DEFAULT_STALE_PENDING_AFTER: Duration = Duration::from_secs(6 * 60);
+/// Event reason when the located chart's `Chart.yaml` names another chart or version than
+/// the reference (a mirror, a short tag); the chart is deployed as helm deploys it.
+pub const REASON_CHART_DIFFERS: &str = "ChartDiffersFromReference";
 /// Requeue after an install/upgrade was started.
 pub const REQUEUE_AFTER_DEPLOY: Duration = Duration::from_secs(2);
 /// Requeue while the release's objects are progressing.
@@ -417,18 +420,29 @@ impl HelmHandler {
             name: located.name.clone(),
             version: located.version.clone(),
             digest,
+            differs_from_reference: located.differs_from_reference.clone(),
         };
         status.source = config.source.describe();
         status.values_hash = hash;
         status.last_deploy_time = Some(status::now_rfc3339());
-        Ok(HandlerOutcome::in_progress(
+        let outcome = HandlerOutcome::in_progress(
             REQUEUE_AFTER_DEPLOY,
             format!(
                 "release {namespace}/{release_name} revision {} ({} {}) deployed; waiting for its resources",
                 info.revision, located.name, located.version
             ),
         )
-        .with_status(status.to_value()))
+        .with_status(status.to_value());
+        Ok(match &located.differs_from_reference {
+            Some(mismatch) => outcome.with_event(
+                REASON_CHART_DIFFERS,
+                format!(
+                    "{mismatch} (deployed as helm deploys it; source {})",
+                    config.source.describe()
+                ),
+            ),
+            None => outcome,
+        })
     }
 
     /// A release found `pending-*`: another operation is running, or a helm died in the

@@ -523,20 +523,46 @@ async fn dockerconfigjson_entry_matched_by_registry_host() {
     }
 }
 
-#[tokio::test]
-async fn dockerconfigjson_identity_token_and_http_repository() {
-    let secret = dockerconfig(json!({"myacr.azurecr.io": {"identitytoken": TOKEN}}));
-    for b in backends(vec![(COMPONENT, "regcred", secret.clone())]) {
-        let spec = oci_spec(
-            "oci://myacr.azurecr.io/app:1.0.0",
-            Some(json!({"name": "regcred"})),
-            None,
-        );
+/// The credentials every back end resolves from a `.dockerconfigjson` whose entry for
+/// `myacr.azurecr.io` is `entry`.
+async fn acr_credentials(entry: Value) -> Vec<Option<Credentials>> {
+    let secret = dockerconfig(json!({"myacr.azurecr.io": entry}));
+    let spec = oci_spec(
+        "oci://myacr.azurecr.io/app:1.0.0",
+        Some(json!({"name": "regcred"})),
+        None,
+    );
+    let mut out = Vec::new();
+    for b in backends(vec![(COMPONENT, "regcred", secret)]) {
         let auth = resolver()
             .resolve(b.store.as_ref(), COMPONENT, &spec)
             .await
             .unwrap();
-        expect_bearer(&auth.credentials, TOKEN);
+        out.push(auth.credentials);
+    }
+    out
+}
+
+#[tokio::test]
+async fn dockerconfigjson_identity_token_and_http_repository() {
+    // As `az acr login` writes it: a placeholder user with no password in `auth`, and the
+    // identity token (a refresh token, exchanged at the token service — not a bearer token).
+    let acr_placeholder =
+        base64::engine::general_purpose::STANDARD.encode("00000000-0000-0000-0000-000000000000:");
+    for entry in [
+        json!({"identitytoken": TOKEN}),
+        json!({"auth": acr_placeholder, "identitytoken": TOKEN}),
+    ] {
+        for credentials in acr_credentials(entry).await {
+            match &credentials {
+                Some(Credentials::IdentityToken { token }) => assert_eq!(token.expose(), TOKEN),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    // `registrytoken` is a bearer token, sent as it is.
+    for credentials in acr_credentials(json!({"registrytoken": TOKEN})).await {
+        expect_bearer(&credentials, TOKEN);
     }
     let secret = dockerconfig(
         json!({"https://charts.example.com:8443": {"username": "h", "password": PASSWORD}}),

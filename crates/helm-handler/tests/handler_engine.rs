@@ -198,6 +198,71 @@ async fn lifecycle_install_noop_upgrade_uninstall() {
 }
 
 #[tokio::test]
+async fn a_mirrored_chart_is_deployed_recorded_and_announced() {
+    // `web` 1.0.0 mirrored as `mirror/acme-web:1.0` (another name, a short tag): deployed as
+    // helm deploys it, its real name and version in handlerStatus, one Normal Event.
+    let registry = registry_with_web();
+    registry
+        .copy("charts/web", "1.0.0", "mirror/acme-web", "1.0")
+        .unwrap();
+    let w = World::new();
+    let chart = registry.oci_ref("mirror/acme-web", "1.0");
+    w.api
+        .create(component(
+            "apps",
+            "web",
+            "helm",
+            oci_config("web", &chart, json!({})),
+        ))
+        .unwrap();
+    w.h.readiness.set(Readiness::Ready);
+    w.until_phase("apps", "web", Phase::Ready).await;
+
+    let status = w.handler_status("apps", "web");
+    assert_eq!(
+        (status.chart.name.as_str(), status.chart.version.as_str()),
+        ("web", "1.0.0")
+    );
+    let mismatch = status.chart.differs_from_reference.expect("recorded");
+    assert_eq!(mismatch.requested_name, "acme-web");
+    assert_eq!(mismatch.requested_version.as_deref(), Some("1.0"));
+    let raw = w.api.get_now("apps", "web").unwrap();
+    assert_eq!(
+        raw.handler_status().unwrap()["chart"]["differsFromReference"]["requestedName"],
+        json!("acme-web")
+    );
+
+    let announced: Vec<_> = w
+        .api
+        .events("apps", "web")
+        .into_iter()
+        .filter(|e| e.reason == helm_handler::handler::REASON_CHART_DIFFERS)
+        .collect();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert!(!announced[0].warning);
+    assert!(
+        announced[0]
+            .note
+            .contains("the chart is `web` version 1.0.0")
+            && announced[0].note.contains("`acme-web` version 1.0"),
+        "{}",
+        announced[0].note
+    );
+
+    // More reconciles while Ready: announced once, not on every reconcile.
+    for _ in 0..3 {
+        w.engine.reconcile("apps", "web", false).await.unwrap();
+    }
+    let count = w
+        .api
+        .events("apps", "web")
+        .iter()
+        .filter(|e| e.reason == helm_handler::handler::REASON_CHART_DIFFERS)
+        .count();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
 async fn deletion_waits_for_the_composition_controller() {
     let registry = registry_with_web();
     let w = World::new();

@@ -150,3 +150,77 @@ fn pulls_http_components_then_hits_the_cache() {
         .count();
     assert_eq!(tgz_gets, 2, "each chart downloaded once");
 }
+
+/// `caSecretRef` adds its CA to the platform roots, for both source types: a repository
+/// whose index (private CA, from `caSecretRef`) lists charts on a host with a certificate
+/// from a platform root, and a TLS registry whose CA is a platform root while
+/// `caSecretRef` names another CA. The platform roots are made with `SSL_CERT_FILE`, which
+/// the platform root loader honours (as Go's, and so helm, does).
+#[test]
+fn the_ca_secret_is_added_to_the_platform_roots_for_both_sources() {
+    if !available() || !Path::new("/usr/bin/docker-registry").exists() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let charts = work.path().join("charts");
+    let tgz = Chart::create("web", "1.0.0").package(&charts).unwrap();
+    let tls = |ip: [u8; 4]| HttpRepoOptions {
+        tls: true,
+        bind_ip: Some(std::net::Ipv4Addr::from(ip)),
+        ..Default::default()
+    };
+    // B serves the charts (its CA is a platform root); A serves the index pointing at B (its
+    // CA comes from caSecretRef only).
+    let b = HttpRepo::start(&charts, tls([127, 0, 0, 2])).unwrap();
+    let a = HttpRepo::start(&charts, tls([127, 0, 0, 1])).unwrap();
+    a.reindex_with_url(Some(b.url().trim_end_matches('/')))
+        .unwrap();
+    let registry = test_support::Registry::start(test_support::RegistryMode::Tls).unwrap();
+    registry.push(&tgz, "charts").unwrap();
+
+    let platform = work.path().join("platform-roots.pem");
+    let mut roots = std::fs::read(b.ca_file().unwrap()).unwrap();
+    roots.extend(std::fs::read(registry.ca_file().unwrap()).unwrap());
+    std::fs::write(&platform, roots).unwrap();
+    let ca_a = String::from_utf8(a.ca_pem().unwrap()).unwrap();
+
+    let http = |ca: &str| {
+        format!(
+            "source:\n  type: http\n  repository: {{url: \"{}\"}}\n  chart: {{name: web, version: \"1.0.0\"}}{ca}",
+            a.url()
+        )
+    };
+    let with_ca = "\n  caSecretRef: {name: ca-a}";
+    let mut yaml = component("http-ca", &http(with_ca));
+    yaml += &component(
+        "oci-ca",
+        &format!(
+            "source:\n  type: oci\n  chart: \"{}\"{with_ca}",
+            registry.oci_ref("charts/web", "1.0.0")
+        ),
+    );
+    yaml += &component("http-no-ca", &http(""));
+    yaml += &format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: ca-a\n  namespace: apps\nstringData:\n  ca.crt: {}\n",
+        serde_json::to_string(&ca_a).unwrap()
+    );
+    let file = write(work.path(), "components.yaml", &yaml);
+    let out = Command::new(env!("CARGO_BIN_EXE_helm-handler"))
+        .args(["pull", "-o", "json", "-f"])
+        .arg(&file)
+        .arg("--cache-dir")
+        .arg(work.path().join("cache"))
+        .env("SSL_CERT_FILE", &platform)
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .unwrap();
+    let lines = json_lines(&out);
+    eprintln!("{lines:#?}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines.len(), 3);
+    // Index verified with caSecretRef's CA, chart (other host) with the platform roots.
+    assert_eq!(lines[0]["version"], "1.0.0", "{:?}", lines[0]);
+    // The registry's CA is a platform root; caSecretRef names another CA: still verified.
+    assert_eq!(lines[1]["version"], "1.0.0", "{:?}", lines[1]);
+    // Verification is real: A's CA is not a platform root.
+    assert_eq!(lines[2]["error"]["category"], "tls", "{:?}", lines[2]);
+}

@@ -29,4 +29,4 @@ pub use chart::Chart;
 pub use cluster::{Cluster, Target, e2e_target};
 pub use helm::{helm_bin, helm_command, workspace_root};
 pub use http_repo::{HttpAccessEntry, HttpRepo, HttpRepoOptions, ORIGIN_PLACEHOLDER};
-pub use registry::{AccessEntry, Registry, RegistryMode};
+pub use registry::{AccessEntry, Registry, RegistryMode, token_server_bin};

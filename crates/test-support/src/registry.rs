@@ -30,6 +30,10 @@ pub enum RegistryMode {
     Tls,
     /// HTTPS as [`RegistryMode::Tls`] plus htpasswd basic auth.
     TlsBasicAuth,
+    /// Plain HTTP, token auth: distribution's reference token server
+    /// (`.tools/bin/token-server`, or `$TOKEN_SERVER_BIN`) issues the tokens for a random
+    /// htpasswd user, who may use the repositories under `<username>/` only.
+    TokenAuth,
 }
 
 impl RegistryMode {
@@ -37,7 +41,7 @@ impl RegistryMode {
         matches!(self, Self::Tls | Self::TlsBasicAuth)
     }
     fn auth(self) -> bool {
-        matches!(self, Self::BasicAuth | Self::TlsBasicAuth)
+        matches!(self, Self::BasicAuth | Self::TlsBasicAuth | Self::TokenAuth)
     }
 }
 
@@ -54,6 +58,7 @@ pub struct AccessEntry {
 pub struct Registry {
     // Declared first: dropped (killed) before the directory is removed.
     process: ServerProcess,
+    token_server: Option<(ServerProcess, u16)>,
     mode: RegistryMode,
     port: u16,
     user: Option<TestUser>,
@@ -90,10 +95,18 @@ impl Registry {
         } else {
             None
         };
+        let token_server = if mode == RegistryMode::TokenAuth {
+            Some(start_token_server(&root)?)
+        } else {
+            None
+        };
+        let realm = token_server
+            .as_ref()
+            .map(|(_, port)| format!("http://127.0.0.1:{port}/token/"));
         let (process, port) = with_free_port(Ipv4Addr::LOCALHOST, |port| {
             let config = root.join("config.yml");
-            std::fs::write(&config, config_yaml(&root, port, mode, certs.as_ref()))
-                .context("write registry config")?;
+            let yaml = config_yaml(&root, port, mode, certs.as_ref(), realm.as_deref());
+            std::fs::write(&config, yaml).context("write registry config")?;
             let log = root.join(format!("registry-{port}.log"));
             let mut cmd = Command::new(REGISTRY_BIN);
             cmd.arg("serve").arg(&config).current_dir(&root);
@@ -124,6 +137,7 @@ impl Registry {
         })?;
         Ok(Self {
             process,
+            token_server,
             mode,
             port,
             user,
@@ -249,10 +263,212 @@ impl Registry {
             _ => bail!("helm push printed no digest: {out}"),
         }
     }
+    /// Copies manifest `from_repo:from_tag` to `to_repo:to_tag` through the registry API
+    /// (blobs mounted across repositories, manifest put byte for byte), as a mirroring tool
+    /// does: the chart inside keeps its own name and version. Uses the real `curl`.
+    pub fn copy(
+        &self,
+        from_repo: &str,
+        from_tag: &str,
+        to_repo: &str,
+        to_tag: &str,
+    ) -> anyhow::Result<()> {
+        const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+        let base = self.base_url();
+        let work = tempfile::tempdir()?;
+        let manifest_file = work.path().join("manifest.json");
+        let manifest_path = manifest_file.to_string_lossy().into_owned();
+        let curl = || {
+            let mut cmd = Command::new("curl");
+            cmd.args(["-sS", "--fail-with-body"]);
+            if let Some(certs) = &self.certs {
+                cmd.arg("--cacert").arg(&certs.ca_cert);
+            }
+            if let Some(user) = &self.user {
+                cmd.arg("--user")
+                    .arg(format!("{}:{}", user.username, user.password));
+            }
+            cmd
+        };
+        run(
+            curl().args([
+                "-H",
+                &format!("Accept: {OCI_MANIFEST}"),
+                "-o",
+                &manifest_path,
+                &format!("{base}/v2/{from_repo}/manifests/{from_tag}"),
+            ]),
+            "curl GET manifest",
+        )?;
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest_file)?).context("manifest JSON")?;
+        let mut digests = vec![manifest["config"]["digest"].clone()];
+        if let Some(layers) = manifest["layers"].as_array() {
+            digests.extend(layers.iter().map(|l| l["digest"].clone()));
+        }
+        for digest in digests {
+            let Some(digest) = digest.as_str() else {
+                bail!("manifest of {from_repo}:{from_tag} has a descriptor without digest");
+            };
+            let code = run(
+                curl().args([
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-X",
+                    "POST",
+                    &format!("{base}/v2/{to_repo}/blobs/uploads/?mount={digest}&from={from_repo}"),
+                ]),
+                "curl POST blob mount",
+            )?;
+            if code.trim() != "201" {
+                bail!("mounting {digest} into {to_repo} answered {code}");
+            }
+        }
+        run(
+            curl().args([
+                "-o",
+                "/dev/null",
+                "-X",
+                "PUT",
+                "-H",
+                &format!("Content-Type: {OCI_MANIFEST}"),
+                "--data-binary",
+                &format!("@{manifest_path}"),
+                &format!("{base}/v2/{to_repo}/manifests/{to_tag}"),
+            ]),
+            "curl PUT manifest",
+        )?;
+        Ok(())
+    }
+
+    /// A refresh token for the test user, as `docker login` gets one (the identity token of
+    /// a `.dockerconfigjson`): the token server's `GET /token/?offline_token=true` with the
+    /// user's basic credentials. Only in [`RegistryMode::TokenAuth`].
+    pub fn refresh_token(&self) -> anyhow::Result<String> {
+        let (Some((_, port)), Some(user)) = (&self.token_server, &self.user) else {
+            bail!("refresh_token: the registry has no token server");
+        };
+        let out = run(
+            Command::new("curl")
+                .args(["-sS", "--fail-with-body", "--user"])
+                .arg(format!("{}:{}", user.username, user.password))
+                .arg(format!(
+                    "http://127.0.0.1:{port}/token/?service={TOKEN_SERVICE}&offline_token=true"
+                )),
+            "curl GET token (offline)",
+        )?;
+        let json: serde_json::Value = serde_json::from_str(out.trim()).context("token answer")?;
+        match json["refresh_token"].as_str() {
+            Some(token) if !token.is_empty() => Ok(token.to_owned()),
+            _ => bail!("the token server gave no refresh token"),
+        }
+    }
+
+    /// Where the registry stores blob `digest` (`sha256:…`) on disk (to tamper with it).
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(hex.get(..2).unwrap_or(hex))
+            .join(hex)
+            .join("data")
+    }
+}
+
+/// The service name the registry and its token server agree on.
+const TOKEN_SERVICE: &str = "test-registry";
+/// The issuer the token server writes in its tokens and the registry expects.
+const TOKEN_ISSUER: &str = "test-support-token-server";
+
+/// The token server binary: `$TOKEN_SERVER_BIN`, else `<workspace>/.tools/bin/token-server`
+/// (built by scripts/dev-setup from tools/token-server/go.mod).
+pub fn token_server_bin() -> PathBuf {
+    std::env::var_os("TOKEN_SERVER_BIN")
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || crate::helm::workspace_root().join(".tools/bin/token-server"),
+            PathBuf::from,
+        )
+}
+
+/// Starts distribution's token server on a free port, signing with a new EC key whose
+/// self-signed certificate (`token-signing.crt`) the registry trusts.
+fn start_token_server(root: &Path) -> anyhow::Result<(ServerProcess, u16)> {
+    let key = root.join("token-signing.key");
+    let cert = root.join("token-signing.crt");
+    run(
+        Command::new("openssl")
+            .args([
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+            ])
+            .arg(&key),
+        "openssl ecparam",
+    )?;
+    run(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-x509",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=token-signing",
+                "-key",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        "openssl req",
+    )?;
+    with_free_port(Ipv4Addr::LOCALHOST, |port| {
+        let log = root.join(format!("token-server-{port}.log"));
+        let mut cmd = Command::new(token_server_bin());
+        cmd.arg("-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .args([
+                "-realm",
+                "test-token-server",
+                "-issuer",
+                TOKEN_ISSUER,
+                "-passwd",
+            ])
+            .arg(root.join("htpasswd"))
+            .arg("-key")
+            .arg(&key)
+            .current_dir(root);
+        let mut process = ServerProcess::spawn("token-server", cmd, &log)?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        match process.wait_ready(|_pid| {
+            if can_connect(addr) {
+                Probe::Ready
+            } else {
+                Probe::NotYet
+            }
+        }) {
+            Ok(()) => Ok(Attempt::Started((process, port))),
+            Err(StartFailure::PortTaken(e)) => Ok(Attempt::PortTaken(e)),
+            Err(StartFailure::Other(e)) => Err(e),
+        }
+    })
 }
 
 /// The registry configuration (YAML).
-fn config_yaml(root: &Path, port: u16, mode: RegistryMode, certs: Option<&TestCerts>) -> String {
+fn config_yaml(
+    root: &Path,
+    port: u16,
+    mode: RegistryMode,
+    certs: Option<&TestCerts>,
+    token_realm: Option<&str>,
+) -> String {
     let data: PathBuf = root.join("data");
     let mut yaml = format!(
         "version: 0.1\n\
@@ -268,7 +484,12 @@ fn config_yaml(root: &Path, port: u16, mode: RegistryMode, certs: Option<&TestCe
             certs.server_key.display()
         ));
     }
-    if mode.auth() {
+    if let Some(realm) = token_realm {
+        yaml.push_str(&format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+            root.join("token-signing.crt").display()
+        ));
+    } else if mode.auth() {
         yaml.push_str(&format!(
             "auth:\n  htpasswd:\n    realm: test-registry\n    path: {}\n",
             root.join("htpasswd").display()

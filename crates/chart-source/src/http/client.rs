@@ -19,6 +19,7 @@ use crate::digest::Digest;
 use crate::error::chain;
 use crate::error::{Error, Result};
 use crate::http::index::{DEFAULT_MAX_INDEX_BYTES, RepoIndex};
+use crate::tls::TlsSettings;
 
 /// Limits and cache settings of the HTTP source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,39 +163,24 @@ impl HttpShared {
     }
 
     /// The client for a TLS configuration (cached: connection pools are reused).
-    pub(crate) fn client(&self, insecure: bool, ca_pem: Option<&[u8]>) -> Result<reqwest::Client> {
-        let key = (insecure, ca_pem.map(Digest::of));
+    pub(crate) fn client(&self, tls: &TlsSettings) -> Result<reqwest::Client> {
+        let key = (tls.insecure_skip_verify(), tls.ca_digest());
         if let Some(c) = lock(&self.clients).get(&key) {
             return Ok(c.clone());
         }
-        let mut builder = reqwest::Client::builder()
+        let client = tls
+            .reqwest_builder()
             .connect_timeout(self.limits.connect_timeout)
             .timeout(self.limits.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("helm-handler/", env!("CARGO_PKG_VERSION")))
-            .tls_danger_accept_invalid_certs(insecure);
-        if let Some(pem) = ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+            .build()
+            .map_err(|e| {
                 Error::config(
                     "source.caSecretRef",
-                    format!("key `ca.crt` is not a PEM certificate bundle: {e}"),
+                    format!("cannot build an HTTP client: {}", chain(&e)),
                 )
             })?;
-            if certs.is_empty() {
-                return Err(Error::config(
-                    "source.caSecretRef",
-                    "key `ca.crt` holds no PEM certificate",
-                ));
-            }
-            // Like `helm --ca-file`: the given CA bundle is the trust root.
-            builder = builder.tls_certs_only(certs);
-        }
-        let client = builder.build().map_err(|e| {
-            Error::config(
-                "source.caSecretRef",
-                format!("cannot build an HTTP client: {}", chain(&e)),
-            )
-        })?;
         lock(&self.clients).insert(key, client.clone());
         Ok(client)
     }
@@ -338,7 +324,10 @@ impl Requester<'_> {
                     Some(Credentials::Basic { username, password }) => {
                         request.basic_auth(username, Some(password.expose()))
                     }
-                    Some(Credentials::Bearer { token }) => request.bearer_auth(token.expose()),
+                    // A chart repository has no token service: a token is sent as it is.
+                    Some(Credentials::Bearer { token } | Credentials::IdentityToken { token }) => {
+                        request.bearer_auth(token.expose())
+                    }
                     None => request,
                 };
             }

@@ -12,15 +12,17 @@
 //!    when the index has one, checked ([`crate::archive`]) against the chart name and
 //!    version, and the record is written.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
 use reqwest::header::HeaderMap;
 use url::Url;
 
-use crate::archive::{ChartMeta, check_archive};
+use crate::archive::{ChartMeta, check_archive_for};
 use crate::cache::Access;
 use crate::cache::ChartCache;
+use crate::chart_identity::Requested;
 use crate::credentials::Credentials;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -28,6 +30,7 @@ use crate::http::client::{HttpShared, Requester, check_status, classify, redact}
 use crate::http::index::IndexEntry;
 use crate::source::{ChartSource, LocatedChart, SourceAuth};
 use crate::spec::HttpSourceSpec;
+use crate::tls::TlsSettings;
 
 /// A chart in an HTTP chart repository.
 pub struct HttpSource {
@@ -91,19 +94,19 @@ impl HttpSource {
             let path = format!("{}/", repo_url.path());
             repo_url.set_path(&path);
         }
-        let client = shared.client(spec.tls.insecure_skip_tls_verify, auth.ca_pem.as_deref())?;
+        let tls = TlsSettings::new(spec.tls.insecure_skip_tls_verify, auth.ca_pem.as_deref())?;
+        let client = shared.client(&tls)?;
         let credentials = auth.credentials;
         let identity = format!(
             "{} tls={}{}",
             shared.identity(credentials.as_ref()),
-            if spec.tls.insecure_skip_tls_verify {
+            if tls.insecure_skip_verify() {
                 "insecure"
             } else {
                 "verify"
             },
-            auth.ca_pem
-                .as_deref()
-                .map(|p| format!(" ca={}", &Digest::of(p).hex()[..16]))
+            tls.ca_digest()
+                .map(|d| format!(" ca={}", &d.hex()[..16]))
                 .unwrap_or_default()
         );
         Ok(HttpSource {
@@ -148,35 +151,29 @@ impl HttpSource {
         })
     }
 
-    async fn check(&self, path: std::path::PathBuf, version: &str) -> Result<ChartMeta> {
-        let limits = self.shared.limits().archive;
-        let name = self.spec.chart.clone();
-        let version = version.to_string();
-        let target = self.target();
-        let checked = tokio::task::spawn_blocking(move || {
-            check_archive(&path, &limits, Some((name.as_str(), version.as_str())))
-        })
-        .await
-        .map_err(|e| Error::io(self.cache.dir(), std::io::Error::other(e)))?;
-        checked.map_err(|e| match e {
-            Error::Integrity {
-                target: inner,
-                message,
-            } => Error::Integrity {
-                target,
-                message: format!("{inner}: {message}"),
-            },
-            other => other,
-        })
+    async fn check(&self, path: std::path::PathBuf) -> Result<ChartMeta> {
+        check_archive_for(path, self.shared.limits().archive, self.target()).await
+    }
+
+    /// The chart the index entry promised: its name and version.
+    fn located(
+        &self,
+        path: PathBuf,
+        meta: ChartMeta,
+        version: &str,
+        cache_hit: bool,
+    ) -> LocatedChart {
+        let requested = Requested {
+            name: self.spec.chart.clone(),
+            version: Some(version.to_string()),
+        };
+        LocatedChart::new(path, meta, &requested, cache_hit)
     }
 
     /// A cached, intact chart with `digest`, if any.
     async fn cached(&self, digest: &Digest, version: &str) -> Result<Option<LocatedChart>> {
-        let found = self
-            .cache
-            .intact(digest, |path| self.check(path, version))
-            .await?;
-        Ok(found.map(|(path, meta)| LocatedChart::new(path, meta, true)))
+        let found = self.cache.intact(digest, |path| self.check(path)).await?;
+        Ok(found.map(|(path, meta)| self.located(path, meta, version, true)))
     }
 
     /// The known digest of an entry: the index's, else the cache's record.
@@ -265,7 +262,7 @@ impl ChartSource for HttpSource {
         }
         let stored = self.download(&url, entry).await?;
         let _pin = self.cache.pin(&stored.digest);
-        let meta = self.check(stored.path.clone(), &version).await?;
+        let meta = self.check(stored.path.clone()).await?;
         // The index was fetched with this source's credentials: every locate of this entry
         // is authorised by its own index fetch, so the access kind is informational here.
         let access = if self.credentials.is_some() {
@@ -275,7 +272,7 @@ impl ChartSource for HttpSource {
         };
         self.cache.put_ref(&key, &stored.digest, access)?;
         tracing::debug!(chart = %self.spec.chart, version = %version, digest = %stored.digest, "chart downloaded");
-        Ok(LocatedChart::new(stored.path, meta, false))
+        Ok(self.located(stored.path, meta, &version, false))
     }
 
     fn describe(&self) -> String {

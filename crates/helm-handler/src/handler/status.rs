@@ -13,6 +13,10 @@ pub struct ChartStatus {
     pub version: String,
     /// `sha256:<hex>` of the chart archive.
     pub digest: String,
+    /// Set when the chart's `Chart.yaml` names another chart or version than the reference
+    /// (a mirrored chart, a short tag): deployed as helm deploys it, and announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differs_from_reference: Option<chart_source::ReferenceMismatch>,
 }
 
 /// The handler's persisted state (`status.handlerStatus`, camelCase JSON).
@@ -170,6 +174,7 @@ mod tests {
                 name: "web".into(),
                 version: "1.0.0".into(),
                 digest: "sha256:ab".into(),
+                differs_from_reference: None,
             },
             source: "oci://r/web:1.0.0".into(),
             values_hash: "sha256:cd".into(),
