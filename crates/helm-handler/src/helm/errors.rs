@@ -227,6 +227,10 @@ const RULES: &[(Diagnosis, &[&str])] = &[
             "certificate signed by unknown authority",
         ],
     ),
+    // A 403 from the NamespaceLifecycle admission ("unable to create new content in
+    // namespace X because it is being terminated"): not a permission problem but a wait until
+    // the namespace is gone (then helm's --create-namespace or ours makes it again).
+    (Diagnosis::Conflict, &["because it is being terminated"]),
     (
         Diagnosis::Unauthorized,
         &[
@@ -441,6 +445,10 @@ mod tests {
             (
                 "Error: UPGRADE FAILED: conflict occurred while applying object apps/web apps/v1, Kind=Deployment: Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas",
                 Diagnosis::Ownership,
+            ),
+            (
+                "Error: create: failed to create: secrets \"sh.helm.release.v1.web.v1\" is forbidden: unable to create new content in namespace apps because it is being terminated",
+                Diagnosis::Conflict,
             ),
             ("Error: something completely different", Diagnosis::Other),
         ];
