@@ -21,6 +21,7 @@ pub mod reference;
 pub mod registry;
 pub mod source;
 pub mod spec;
+pub mod verify;
 pub mod yaml;
 
 pub use credentials::{Credentials, SecretString};

@@ -20,6 +20,9 @@ pub struct LocatedChart {
     pub version: String,
     /// True when no chart bytes were downloaded for this locate.
     pub cache_hit: bool,
+    /// The signature check passed (`source.verify`); `None` when none was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::verify::Verified>,
 }
 
 impl LocatedChart {
@@ -31,6 +34,7 @@ impl LocatedChart {
             name: meta.name,
             version: meta.version,
             cache_hit,
+            verified: None,
         }
     }
 }
@@ -41,6 +45,8 @@ pub struct SourceAuth {
     pub credentials: Option<Credentials>,
     /// PEM bundle from `caSecretRef` (key `ca.crt`).
     pub ca_pem: Option<Vec<u8>>,
+    /// The public keys of `verify.secretRef`.
+    pub cosign_keys: Option<crate::verify::CosignKeys>,
 }
 
 /// Something that can put a chart in the cache.

@@ -419,6 +419,7 @@ impl HelmHandler {
             digest,
         };
         status.source = config.source.describe();
+        status.verified = located.verified.as_ref().map(status::VerifiedStatus::from);
         status.values_hash = hash;
         status.last_deploy_time = Some(status::now_rfc3339());
         Ok(HandlerOutcome::in_progress(
