@@ -309,11 +309,10 @@ async fn fetch_signatures(
     manifest: &Digest,
 ) -> Result<Vec<SignatureLayer>> {
     let r = registry.reference;
-    let in_repo = |tag_or_digest: Result<String, String>| match tag_or_digest {
-        Ok(tag) => Reference::with_tag(r.registry().into(), r.repository().into(), tag),
-        Err(digest) => Reference::with_digest(r.registry().into(), r.repository().into(), digest),
-    };
-    let sig_ref = in_repo(Ok(signature_tag(manifest)));
+    let by_tag = |tag: String| Reference::with_tag(r.registry().into(), r.repository().into(), tag);
+    let by_digest =
+        |digest: String| Reference::with_digest(r.registry().into(), r.repository().into(), digest);
+    let sig_ref = by_tag(signature_tag(manifest));
     match registry
         .client
         .pull_manifest_raw(&sig_ref, registry.auth, MANIFEST_MEDIA_TYPES)
@@ -328,22 +327,38 @@ async fn fetch_signatures(
         }
     }
     // No tag: the registry's referrers API, or the referrers tag schema (an empty index
-    // when neither is there).
-    let subject = in_repo(Err(manifest.to_string()));
-    let index = registry
+    // when neither is there). A registry that answers the referrers API with anything but
+    // a refusal of the credentials or a transport failure has no referrers to offer.
+    let index = match registry
         .client
-        .pull_referrers(&subject, Some(SIGNATURE_ARTIFACT_TYPE))
+        .pull_referrers(
+            &by_digest(manifest.to_string()),
+            Some(SIGNATURE_ARTIFACT_TYPE),
+        )
         .await
-        .map_err(|e| registry.classify(e))?;
+    {
+        Ok(index) => index,
+        Err(e) => {
+            let e = registry.classify(e);
+            if matches!(
+                e.category(),
+                Category::Auth | Category::Network | Category::Tls
+            ) {
+                return Err(e);
+            }
+            tracing::debug!(reference = %r, error = %e, "no OCI referrers");
+            return Ok(Vec::new());
+        }
+    };
     let mut layers = Vec::new();
     for entry in index.manifests.iter().take(MAX_SIGNATURE_MANIFESTS) {
-        let by_digest = in_repo(Err(entry.digest.clone()));
+        let at = by_digest(entry.digest.clone());
         let (bytes, _) = registry
             .client
-            .pull_manifest_raw(&by_digest, registry.auth, MANIFEST_MEDIA_TYPES)
+            .pull_manifest_raw(&at, registry.auth, MANIFEST_MEDIA_TYPES)
             .await
             .map_err(|e| registry.classify(e))?;
-        layers.extend(layers_of(registry, &by_digest, &bytes).await?);
+        layers.extend(layers_of(registry, &at, &bytes).await?);
     }
     Ok(layers)
 }
