@@ -110,6 +110,7 @@ impl CosignKeys {
             ));
         }
         ders.sort();
+        ders.dedup();
         Ok(CosignKeys {
             keys,
             fingerprint: Digest::of(ders.join("\n").as_bytes()),
