@@ -59,6 +59,7 @@ fn source(
         authentication: None,
         plain_http: true,
         tls: TlsOptions::default(),
+        verify: None,
     };
     Ok(OciSource::new(spec, SourceAuth::default(), cache.clone())?.with_clients(pool.clone()))
 }

@@ -24,6 +24,7 @@ pub mod registry;
 pub mod source;
 pub mod spec;
 pub mod tls;
+pub mod verify;
 pub mod yaml;
 
 pub use chart_identity::{ReferenceMismatch, Requested};

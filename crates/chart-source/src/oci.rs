@@ -72,6 +72,8 @@ pub struct OciSource {
     auth_description: String,
     cache: Arc<ChartCache>,
     limits: ArchiveLimits,
+    /// The keys of `verify.secretRef`: the manifest must carry a cosign signature by one.
+    cosign_keys: Option<crate::verify::CosignKeys>,
 }
 
 impl std::fmt::Debug for OciSource {
@@ -117,7 +119,14 @@ impl OciSource {
             }
             Some(Credentials::IdentityToken { token }) => (None, Some(token.clone())),
         };
+        if spec.verify.is_some() && auth.cosign_keys.is_none() {
+            return Err(Error::config(
+                "source.verify.secretRef",
+                "the cosign public keys were not resolved",
+            ));
+        }
         Ok(OciSource {
+            cosign_keys: auth.cosign_keys.filter(|_| spec.verify.is_some()),
             spec,
             clients: Arc::new(OciClients::new(1)),
             client_key,
@@ -359,8 +368,39 @@ impl OciSource {
 
 #[async_trait::async_trait]
 impl ChartSource for OciSource {
+    /// The manifest digest, its signature when `verify` asks for one ([`crate::verify`]),
+    /// then the chart.
     async fn locate(&self) -> Result<LocatedChart> {
         let manifest_digest = self.manifest_digest().await?;
+        let verified = match &self.cosign_keys {
+            Some(keys) => Some(
+                crate::verify::verify(&self.verify_registry().await?, keys, &manifest_digest)
+                    .await?,
+            ),
+            None => None,
+        };
+        let mut located = self.locate_manifest(manifest_digest).await?;
+        located.verified = verified;
+        Ok(located)
+    }
+
+    fn describe(&self) -> String {
+        self.target()
+    }
+}
+
+impl OciSource {
+    async fn verify_registry(&self) -> Result<crate::verify::Registry<'_>> {
+        Ok(crate::verify::Registry {
+            client: self.client()?,
+            auth: self.auth().await?,
+            reference: &self.spec.reference,
+            auth_description: &self.auth_description,
+            cache: &self.cache,
+        })
+    }
+
+    async fn locate_manifest(&self, manifest_digest: Digest) -> Result<LocatedChart> {
         let r = &self.spec.reference;
         let key = format!(
             "oci://{}/{}@{manifest_digest}",
@@ -435,10 +475,6 @@ impl ChartSource for OciSource {
         self.record(&key, &layer_digest)?;
         tracing::debug!(reference = %self.target(), digest = %entry.digest, "chart downloaded");
         Ok(self.located(entry.path, meta, false))
-    }
-
-    fn describe(&self) -> String {
-        self.target()
     }
 }
 

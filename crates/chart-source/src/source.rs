@@ -24,6 +24,9 @@ pub struct LocatedChart {
     /// short tag): the chart is used as helm uses it, and the caller says so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub differs_from_reference: Option<crate::chart_identity::ReferenceMismatch>,
+    /// The signature check passed (`source.verify`); `None` when none was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::verify::Verified>,
 }
 
 impl LocatedChart {
@@ -41,6 +44,7 @@ impl LocatedChart {
             name: meta.name,
             version: meta.version,
             cache_hit,
+            verified: None,
         }
     }
 }
@@ -51,6 +55,8 @@ pub struct SourceAuth {
     pub credentials: Option<Credentials>,
     /// PEM bundle from `caSecretRef` (key `ca.crt`).
     pub ca_pem: Option<Vec<u8>>,
+    /// The public keys of `verify.secretRef`.
+    pub cosign_keys: Option<crate::verify::CosignKeys>,
 }
 
 /// Something that can put a chart in the cache.

@@ -39,6 +39,22 @@ pub struct TlsOptions {
     pub ca_secret_ref: Option<SecretRef>,
 }
 
+/// Who may have signed a chart (`source.verify`, OCI only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// A cosign signature made with one of the public keys (`*.pub`, PEM) of a Secret —
+    /// Flux's `verify: {provider: cosign, secretRef}`. Keyless (Fulcio/Rekor) is refused.
+    Cosign { secret_ref: SecretRef },
+}
+
+impl Verification {
+    pub fn secret_ref(&self) -> &SecretRef {
+        match self {
+            Verification::Cosign { secret_ref } => secret_ref,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OciSourceSpec {
     pub reference: OciReference,
@@ -46,6 +62,8 @@ pub struct OciSourceSpec {
     /// Talk plain HTTP to the registry (opt-in, for registries without TLS).
     pub plain_http: bool,
     pub tls: TlsOptions,
+    /// Signature verification before the chart is used (opt-in).
+    pub verify: Option<Verification>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +108,14 @@ impl SourceSpec {
         }
     }
 
+    /// The signature verification asked for (OCI sources only).
+    pub fn verify(&self) -> Option<&Verification> {
+        match self {
+            SourceSpec::Oci(s) => s.verify.as_ref(),
+            SourceSpec::Http(_) => None,
+        }
+    }
+
     pub fn tls(&self) -> &TlsOptions {
         match self {
             SourceSpec::Oci(s) => &s.tls,
@@ -120,6 +146,7 @@ pub const FLAT_SOURCE_FIELDS: &[&str] = &[
     "insecureSkipTLSVerify",
     "caSecretRef",
     "passCredentials",
+    "verify",
 ];
 
 /// The source types `source.type` accepts.
@@ -132,6 +159,7 @@ const OCI_FIELDS: &[&str] = &[
     "plainHTTP",
     "insecureSkipTLSVerify",
     "caSecretRef",
+    "verify",
 ];
 const HTTP_FIELDS: &[&str] = &[
     "type",
@@ -143,6 +171,10 @@ const HTTP_FIELDS: &[&str] = &[
     "passCredentials",
 ];
 const AUTH_FIELDS: &[&str] = &["method", "secretRef"];
+/// `matchOIDCIdentity` (Flux's keyless field) and `keyless` are known only to be refused
+/// with a clear message.
+const VERIFY_FIELDS: &[&str] = &["provider", "secretRef", "matchOIDCIdentity", "keyless"];
+const KEYLESS_REFUSED: &str = "keyless verification (Fulcio certificates, Rekor transparency log) is not supported: give `secretRef`, a Secret with the cosign public keys (`*.pub`)";
 const SECRET_REF_FIELDS: &[&str] = &["name", "namespace"];
 const REPOSITORY_FIELDS: &[&str] = &["name", "url"];
 const HTTP_CHART_FIELDS: &[&str] = &["name", "version"];
@@ -305,6 +337,7 @@ fn parse_oci(obj: &Obj<'_>) -> Result<SourceSpec> {
     let authentication = obj.authentication(AuthMethod::Registry)?;
     let plain_http = obj.bool("plainHTTP")?.unwrap_or(false);
     let tls = obj.tls()?;
+    let verify = obj.verification()?;
     if plain_http && (tls.insecure_skip_tls_verify || tls.ca_secret_ref.is_some()) {
         return Err(Error::config(
             obj.path("plainHTTP"),
@@ -316,6 +349,7 @@ fn parse_oci(obj: &Obj<'_>) -> Result<SourceSpec> {
         authentication,
         plain_http,
         tls,
+        verify,
     }))
 }
 
@@ -598,6 +632,47 @@ impl<'a> Obj<'a> {
             .required_object("secretRef", "an object {name, namespace?} naming a Secret")?
             .secret_ref()?;
         Ok(Some(Authentication { method, secret_ref }))
+    }
+
+    fn verification(&self) -> Result<Option<Verification>> {
+        let Some(v) =
+            self.optional_object("verify", "an object {provider: cosign, secretRef: {name}}")?
+        else {
+            return Ok(None);
+        };
+        v.check_fields(VERIFY_FIELDS, "`verify`")?;
+        // Flux's default provider is cosign.
+        match v.optional_str("provider")? {
+            None | Some("cosign") => {}
+            Some("notation") => {
+                return Err(Error::config(
+                    v.path("provider"),
+                    "`notation` is not supported; expected `cosign`",
+                ));
+            }
+            Some(other) => {
+                return Err(Error::config(
+                    v.path("provider"),
+                    format!("unknown provider {other:?}; expected `cosign`"),
+                ));
+            }
+        }
+        if v.map.contains_key("matchOIDCIdentity") {
+            return Err(Error::config(v.path("matchOIDCIdentity"), KEYLESS_REFUSED));
+        }
+        if v.bool("keyless")? == Some(true) {
+            return Err(Error::config(v.path("keyless"), KEYLESS_REFUSED));
+        }
+        if !v.map.contains_key("secretRef") {
+            return Err(Error::config(
+                v.path("secretRef"),
+                format!("missing; {KEYLESS_REFUSED}"),
+            ));
+        }
+        let secret_ref = v
+            .required_object("secretRef", "an object {name, namespace?} naming a Secret")?
+            .secret_ref()?;
+        Ok(Some(Verification::Cosign { secret_ref }))
     }
 
     fn tls(&self) -> Result<TlsOptions> {

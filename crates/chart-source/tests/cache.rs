@@ -49,6 +49,7 @@ async fn locate(cache: &Arc<ChartCache>, reference: &str) -> chart_source::Resul
         authentication: None,
         plain_http: true,
         tls: TlsOptions::default(),
+        verify: None,
     };
     OciSource::new(spec, SourceAuth::default(), cache.clone())?
         .locate()

@@ -115,6 +115,7 @@ fn basic(repo: &HttpRepo) -> SourceAuth {
             repo.password().unwrap(),
         )),
         ca_pem: None,
+        cosign_keys: None,
     }
 }
 
@@ -339,6 +340,7 @@ async fn basic_auth_is_required_and_refused_credentials_are_auth_errors() {
             "wrong-password-xyz",
         )),
         ca_pem: None,
+        cosign_keys: None,
     };
     let err = env
         .source(spec(&repo.url(), "mychart", "1.0.0"), wrong)
@@ -582,6 +584,7 @@ async fn tls_with_the_repository_ca_and_without_it() {
     let with_ca = SourceAuth {
         credentials: None,
         ca_pem: repo.ca_pem(),
+        cosign_keys: None,
     };
     let ok = env
         .source(spec(&repo.url(), "mychart", "1.0.0"), with_ca)

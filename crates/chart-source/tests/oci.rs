@@ -46,6 +46,7 @@ fn spec(reference: &str, plain_http: bool) -> OciSourceSpec {
         authentication: None,
         plain_http,
         tls: TlsOptions::default(),
+        verify: None,
     }
 }
 
@@ -60,6 +61,7 @@ fn basic(f: &Fixture) -> SourceAuth {
             f.registry.password().unwrap(),
         )),
         ca_pem: f.registry.ca_pem(),
+        cosign_keys: None,
     }
 }
 
@@ -122,6 +124,7 @@ async fn basic_auth_and_its_failures() {
             "wrong-password-secret",
         )),
         ca_pem: None,
+        cosign_keys: None,
     };
     let other = f.registry.oci_ref("team/charts/app", "1.0.0");
     let cache2 = Arc::new(ChartCache::open(CacheConfig::new(f._work.path().join("c2"))).unwrap());
@@ -142,6 +145,7 @@ async fn basic_auth_and_its_failures() {
     let bearer = SourceAuth {
         credentials: Some(Credentials::bearer("tok-very-secret")),
         ca_pem: None,
+        cosign_keys: None,
     };
     let s = OciSource::new(spec(&other, true), bearer, cache2).unwrap();
     let (cat, msg) = category_of(&s).await;
@@ -163,6 +167,7 @@ async fn token_as_password_with_username() {
             f.registry.password().unwrap(),
         )),
         ca_pem: None,
+        cosign_keys: None,
     };
     assert!(
         source(&f, spec(&reference, true), auth)
@@ -196,6 +201,7 @@ async fn tls_options() {
     let with_ca = SourceAuth {
         credentials: None,
         ca_pem: f.registry.ca_pem(),
+        cosign_keys: None,
     };
     let located = source(&f, spec(&reference, false), with_ca)
         .locate()
@@ -218,6 +224,7 @@ async fn tls_options() {
     let bad = SourceAuth {
         credentials: None,
         ca_pem: Some(b"not a pem".to_vec()),
+        cosign_keys: None,
     };
     let err = OciSource::new(spec(&reference, false), bad, f.cache.clone()).unwrap_err();
     assert_eq!(err.category(), Category::Config);
@@ -341,6 +348,7 @@ async fn private_chart_in_the_shared_cache_needs_the_registry_to_accept_the_cred
             "not-the-password",
         )),
         ca_pem: None,
+        cosign_keys: None,
     };
     let (cat, msg) = category_of(&pinned_source(wrong)).await;
     assert_eq!(cat, Category::Auth, "{msg}");
@@ -519,6 +527,7 @@ async fn an_identity_token_needs_the_registrys_token_service() {
     let auth = SourceAuth {
         credentials: Some(Credentials::identity_token("refresh-token-secret")),
         ca_pem: None,
+        cosign_keys: None,
     };
     let (category, message) = category_of(&source(&f, spec(&reference, true), auth.clone())).await;
     assert_eq!(category, Category::Auth, "{message}");
@@ -590,6 +599,7 @@ async fn an_identity_token_is_exchanged_at_the_registrys_token_service() {
         let auth = SourceAuth {
             credentials: Some(Credentials::identity_token(token)),
             ca_pem: None,
+            cosign_keys: None,
         };
         let result = OciSource::new(spec(&reference, true), auth, f.cache.clone())
             .unwrap()

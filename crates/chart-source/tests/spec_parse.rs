@@ -418,3 +418,84 @@ fn version_constraints_are_checked_with_helm_syntax() {
         );
     }
 }
+
+#[test]
+fn verify_cosign() {
+    let s = oci(json!({"source": {
+        "type": "oci",
+        "chart": "oci://ghcr.io/acme/charts/app:1.2.3",
+        "verify": {"provider": "cosign", "secretRef": {"name": "cosign-keys", "namespace": "deployment-system"}}
+    }}));
+    let v = s.verify.unwrap();
+    assert_eq!(
+        v.secret_ref(),
+        &SecretRef {
+            name: "cosign-keys".into(),
+            namespace: Some("deployment-system".into())
+        }
+    );
+    // Flux's default provider is cosign; the flat form takes `verify` too.
+    let s = oci(
+        json!({"source": {"type": "oci", "chart": "oci://r.io/c:1", "verify": {"secretRef": {"name": "k"}}}}),
+    );
+    assert!(s.verify.is_some());
+    let s = oci(json!({"chart": "oci://r.io/c:1", "verify": {"secretRef": {"name": "k"}}}));
+    assert!(s.verify.is_some());
+    assert!(oci(json!({"chart": "oci://r.io/c:1"})).verify.is_none());
+}
+
+#[test]
+fn verify_errors() {
+    let with = |verify: Value| json!({"source": {"type": "oci", "chart": "oci://r.io/c:1", "verify": verify}});
+    let table: Vec<(Value, &str, &[&str])> = vec![
+        (
+            json!("cosign"),
+            "source.verify",
+            &["expected an object {provider: cosign"],
+        ),
+        (
+            json!({"provider": "cosign"}),
+            "source.verify.secretRef",
+            &["missing", "keyless verification", "not supported"],
+        ),
+        (
+            json!({"secretRef": {"name": "k"}, "keyless": true}),
+            "source.verify.keyless",
+            &["keyless verification", "Rekor"],
+        ),
+        (
+            json!({"secretRef": {"name": "k"}, "matchOIDCIdentity": [{"issuer": "x", "subject": "y"}]}),
+            "source.verify.matchOIDCIdentity",
+            &["keyless verification"],
+        ),
+        (
+            json!({"provider": "notation", "secretRef": {"name": "k"}}),
+            "source.verify.provider",
+            &["`notation` is not supported"],
+        ),
+        (
+            json!({"provider": "gpg", "secretRef": {"name": "k"}}),
+            "source.verify.provider",
+            &["unknown provider \"gpg\""],
+        ),
+        (
+            json!({"secretRef": {"name": "k"}, "secretref": {}}),
+            "source.verify.secretref",
+            &["unknown field for `verify`", "did you mean `secretRef`"],
+        ),
+        (
+            json!({"secretRef": {"name": "Bad_Name"}}),
+            "source.verify.secretRef.name",
+            &["not a valid Secret name"],
+        ),
+    ];
+    for (verify, field, needles) in table {
+        rejects(with(verify), field, needles);
+    }
+    // HTTP sources have no signatures to verify.
+    rejects(
+        json!({"source": {"type": "http", "repository": {"url": "https://c.io"}, "chart": {"name": "a", "version": "1.0.0"}, "verify": {"secretRef": {"name": "k"}}}}),
+        "source.verify",
+        &["unknown field for an http source"],
+    );
+}

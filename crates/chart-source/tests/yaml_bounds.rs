@@ -117,6 +117,7 @@ async fn chart_yaml_bomb_in_a_registry_is_refused_as_integrity() {
         authentication: None,
         plain_http: true,
         tls: TlsOptions::default(),
+        verify: None,
     };
     let source = OciSource::new(spec, SourceAuth::default(), cache).unwrap();
     let err = source.locate().await.unwrap_err();

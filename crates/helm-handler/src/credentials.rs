@@ -12,7 +12,8 @@
 //! - Accepted contents: `username` + `password`; `token` (alone: a bearer token; with
 //!   `username`: basic auth with the token as password, as GHCR and most registries expect);
 //!   `kubernetes.io/dockerconfigjson` (`.dockerconfigjson`, entry matched by registry host).
-//!   A CA Secret holds a PEM bundle under `ca.crt`.
+//!   A CA Secret holds a PEM bundle under `ca.crt`. A `verify.secretRef` Secret holds one or
+//!   more cosign public keys (PEM) under keys named `*.pub`, as Flux's does.
 //! - Errors name the Secret, the field and the namespaces searched — never a value.
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use std::fmt;
 use async_trait::async_trait;
 use base64::Engine as _;
 use chart_source::spec::SecretRef;
+use chart_source::verify::CosignKeys;
 use chart_source::{Credentials, SourceAuth, SourceSpec};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
@@ -36,6 +38,7 @@ pub const CA_KEY: &str = "ca.crt";
 
 const AUTH_FIELD: &str = "source.authentication.secretRef";
 const CA_FIELD: &str = "source.caSecretRef";
+const VERIFY_FIELD: &str = "source.verify.secretRef";
 
 /// The contents of a Secret: key → bytes (already base64-decoded), and its `type`.
 /// `Debug` shows the keys only.
@@ -239,6 +242,10 @@ impl CredentialResolver {
             Some(r) => Some((r, self.candidates(component_namespace, CA_FIELD, r)?)),
             None => None,
         };
+        let verify_lookup = match spec.verify().map(|v| v.secret_ref()) {
+            Some(r) => Some((r, self.candidates(component_namespace, VERIFY_FIELD, r)?)),
+            None => None,
+        };
 
         let mut out = SourceAuth::default();
         if let Some((secret_ref, namespaces)) = auth_lookup {
@@ -269,6 +276,21 @@ impl CredentialResolver {
             })?;
             tracing::debug!(secret = %format!("{ns}/{}", secret_ref.name), bytes = pem.len(), "resolved CA bundle");
             out.ca_pem = Some(pem);
+        }
+        if let Some((secret_ref, namespaces)) = verify_lookup {
+            let (ns, data) = lookup(store, VERIFY_FIELD, &secret_ref.name, &namespaces).await?;
+            let keys = CosignKeys::from_entries(
+                format!("Secret {ns}/{}", secret_ref.name),
+                data.data.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
+            )
+            .map_err(|message| Error::SecretFormat {
+                field: VERIFY_FIELD.into(),
+                namespace: ns.clone(),
+                name: secret_ref.name.clone(),
+                message,
+            })?;
+            tracing::debug!(keys = %keys.describe(), key_set = %keys.fingerprint(), "resolved cosign public keys");
+            out.cosign_keys = Some(keys);
         }
         Ok(out)
     }
@@ -344,6 +366,9 @@ fn secret_refs(spec: &SourceSpec) -> Vec<(&'static str, &SecretRef)> {
     }
     if let Some(r) = &spec.tls().ca_secret_ref {
         refs.push((CA_FIELD, r));
+    }
+    if let Some(v) = spec.verify() {
+        refs.push((VERIFY_FIELD, v.secret_ref()));
     }
     refs
 }

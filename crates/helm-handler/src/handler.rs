@@ -423,6 +423,7 @@ impl HelmHandler {
             differs_from_reference: located.differs_from_reference.clone(),
         };
         status.source = config.source.describe();
+        status.verified = located.verified.as_ref().map(status::VerifiedStatus::from);
         status.values_hash = hash;
         status.last_deploy_time = Some(status::now_rfc3339());
         let outcome = HandlerOutcome::in_progress(

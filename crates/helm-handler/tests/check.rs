@@ -143,6 +143,28 @@ fn secrets_in_the_files_are_resolved() {
 }
 
 #[test]
+fn cosign_key_secrets_are_checked() {
+    let run = check(&["-v"], &[fixture("verify.yaml")]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let got = lines(&run.stdout);
+    assert_eq!(got["apps/signed"], "ok");
+    // A key Secret that is not in the files is not checked (said with -v).
+    assert_eq!(got["apps/keys-elsewhere"], "ok");
+    assert!(run.stderr.contains("`cluster-keys`"), "{}", run.stderr);
+    let err = &got["apps/no-public-key"];
+    assert!(
+        err.starts_with("config: Secret `apps/not-keys` (field `source.verify.secretRef`)"),
+        "{err}"
+    );
+    assert!(err.contains("holds no cosign public key"), "{err}");
+    let err = &got["apps/keyless"];
+    assert!(err.contains("`source.verify.secretRef`"), "{err}");
+    assert!(err.contains("keyless verification"), "{err}");
+    let err = &got["apps/other-tenant"];
+    assert!(err.contains("`source.verify.secretRef.namespace`"), "{err}");
+}
+
+#[test]
 fn rejects_every_invalid_form_naming_the_field() {
     let run = check(&[], &[fixture("invalid.yaml")]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);

@@ -875,3 +875,110 @@ async fn password_never_appears_in_errors_logs_or_debug_output() {
         );
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// cosign public keys (`source.verify.secretRef`)
+// ------------------------------------------------------------------------------------------
+
+const COSIGN_PUB: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEwm0e3ZIgYzU1mic4fBrssvkFpNNU\nLnzuqmq4FYyciLnH0qdt3XCL6N++HsGMFV2GauRyNHMhYiHTwv+JaqVOfA==\n-----END PUBLIC KEY-----\n";
+const TEAM_PUB: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEpEytAuGFuo+azRnpDy+7xc1sXvD2\nZWD2UmhnZEAgG5wN/XO6hOWq79qgT+tJHMPnSnQaZ7zTTo9/7+cekvhSmQ==\n-----END PUBLIC KEY-----\n";
+
+fn verified_spec(secret_ref: Value) -> SourceSpec {
+    chart_source::spec::parse_source(&json!({"source": {
+        "type": "oci",
+        "chart": "oci://ghcr.io/acme/charts/app:1.2.3",
+        "verify": {"provider": "cosign", "secretRef": secret_ref}
+    }}))
+    .unwrap()
+}
+
+async fn resolve_keys(b: &Backend, name: &str) -> Result<chart_source::SourceAuth, Error> {
+    let spec = verified_spec(json!({ "name": name }));
+    resolver().resolve(b.store.as_ref(), COMPONENT, &spec).await
+}
+
+#[tokio::test]
+async fn cosign_keys_follow_the_namespace_rules() {
+    let keys = SecretData::new(Some("Opaque"))
+        .with("cosign.pub", COSIGN_PUB)
+        .with("team.pub", TEAM_PUB)
+        .with("README", "not a key");
+    for b in backends(vec![(SYSTEM, "cosign-keys", keys.clone())]) {
+        // Component namespace first, then the system namespace.
+        let auth = resolve_keys(&b, "cosign-keys").await.unwrap();
+        let described = auth.cosign_keys.expect("keys").describe();
+        assert_eq!(
+            described, "`cosign.pub`, `team.pub` of Secret deployment-system/cosign-keys",
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            b.lookups(),
+            vec!["apps/cosign-keys", "deployment-system/cosign-keys"],
+            "{}",
+            b.name
+        );
+    }
+    // Another tenant's namespace: refused before any lookup.
+    for b in backends(vec![("other-tenant", "cosign-keys", keys.clone())]) {
+        let spec = verified_spec(json!({"name": "cosign-keys", "namespace": "other-tenant"}));
+        let err = resolver()
+            .resolve(b.store.as_ref(), COMPONENT, &spec)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::SecretNamespaceNotAllowed { .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("source.verify.secretRef.namespace"),
+            "{err}"
+        );
+        assert!(
+            b.lookups().is_empty(),
+            "{}: looked up {:?}",
+            b.name,
+            b.lookups()
+        );
+    }
+    // The Secret is watched like the credentials' (a key change reconciles the Component).
+    let refs = resolver().referenced_secrets(COMPONENT, &verified_spec(json!({"name": "k"})));
+    assert_eq!(
+        refs,
+        vec![
+            ("apps".to_string(), "k".to_string()),
+            ("deployment-system".to_string(), "k".to_string())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn unusable_cosign_key_secrets_are_config_errors() {
+    let table: Vec<(SecretData, &str)> = vec![
+        (
+            SecretData::new(None).with("ca.crt", CA_PEM),
+            "holds no cosign public key",
+        ),
+        (
+            SecretData::new(None).with("cosign.pub", "not a key"),
+            "key `cosign.pub` is not a PEM public key",
+        ),
+        (
+            SecretData::new(None).with("cosign.pub", CA_PEM),
+            "key `cosign.pub` is not a PEM public key",
+        ),
+    ];
+    for (data, needle) in table {
+        for b in backends(vec![(COMPONENT, "keys", data.clone())]) {
+            let err = resolve_keys(&b, "keys").await.unwrap_err();
+            assert_eq!(err.category(), ErrorCategory::Config, "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains("Secret `apps/keys` (field `source.verify.secretRef`)"),
+                "{text}"
+            );
+            assert!(text.contains(needle), "{}: {text}", b.name);
+        }
+    }
+}

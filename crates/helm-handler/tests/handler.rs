@@ -710,3 +710,72 @@ async fn a_release_of_ours_left_pending_by_a_dead_helm_is_unblocked() {
     }
     assert_eq!(h.engine.rollbacks(), 1);
 }
+
+/// `verify`: a signed chart is installed and its verification recorded in the status; an
+/// unsigned one fails as `integrity` without reaching helm; a key Secret that no longer holds
+/// the signing key fails the next apply (the new key set is verified again).
+#[tokio::test]
+async fn cosign_verification_gates_the_release_and_is_recorded() {
+    if !test_support::cosign_bin().exists() {
+        eprintln!("SKIP: cosign missing (run scripts/dev-setup)");
+        return;
+    }
+    let registry = Registry::start(RegistryMode::Anonymous).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut digests = Vec::new();
+    for version in ["1.0.0", "2.0.0"] {
+        let tgz = Chart::create("web", version).package(dir.path()).unwrap();
+        digests.push(registry.push(&tgz, "charts").unwrap());
+    }
+    let key = test_support::CosignKey::generate().unwrap();
+    registry
+        .cosign()
+        .unwrap()
+        .sign(&key, &registry.image("charts/web", &digests[0]))
+        .unwrap();
+    let secrets = std::sync::Arc::new(handler_support::MutableSecrets::default());
+    let keys = |pem: &str| helm_handler::credentials::SecretData::new(None).with("cosign.pub", pem);
+    secrets.put("apps", "cosign-keys", keys(&key.public_pem().unwrap()));
+    let h = Harness::with_store(secrets.clone());
+    let verified = |version: &str| {
+        let mut config = oci_config("web", &registry.oci_ref("charts/web", version), json!({}));
+        config["source"]["verify"] =
+            json!({"provider": "cosign", "secretRef": {"name": "cosign-keys"}});
+        config
+    };
+
+    let mut c = h.component("apps", "web", verified("1.0.0"));
+    let out = h.apply(&mut c).await;
+    assert!(matches!(out, Outcome::InProgress { .. }), "{out:?}");
+    let status =
+        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let record = status.verified.expect("verified");
+    assert_eq!(record.provider, "cosign");
+    assert_eq!(record.manifest_digest, digests[0]);
+    assert!(record.key_set.starts_with("sha256:"));
+
+    let mut unsigned = h.component("apps", "unsigned", verified("2.0.0"));
+    match h.apply(&mut unsigned).await {
+        Outcome::Failed { category, message } => {
+            assert_eq!(category, ErrorCategory::Integrity);
+            assert!(message.contains("no cosign signature"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        h.engine.upgrades(),
+        1,
+        "the unsigned chart never reached helm"
+    );
+
+    // The Secret now holds another key: the same chart fails verification.
+    let other = test_support::CosignKey::generate().unwrap();
+    secrets.put("apps", "cosign-keys", keys(&other.public_pem().unwrap()));
+    match h.apply(&mut c).await {
+        Outcome::Failed { category, message } => {
+            assert_eq!(category, ErrorCategory::Integrity);
+            assert!(message.contains("none of the 1 signature(s)"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

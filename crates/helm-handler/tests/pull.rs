@@ -313,3 +313,69 @@ fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// `verify` with the key Secret from the files: the signed chart is located and says so,
+/// the unsigned one is `integrity`, naming the keys; the registry needs basic auth (the
+/// signature is read with the chart's credentials).
+#[test]
+fn verifies_cosign_signatures_with_keys_from_the_files() {
+    if !available() || !test_support::cosign_bin().exists() {
+        eprintln!("SKIP: cosign missing (run scripts/dev-setup)");
+        return;
+    }
+    let registry = Registry::start(RegistryMode::BasicAuth).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut digests = Vec::new();
+    for version in ["1.0.0", "2.0.0"] {
+        let tgz = Chart::create("app", version)
+            .package(&work.path().join("pkg"))
+            .unwrap();
+        digests.push(registry.push(&tgz, "charts").unwrap());
+    }
+    let key = test_support::CosignKey::generate().unwrap();
+    registry
+        .cosign()
+        .unwrap()
+        .sign(&key, &registry.image("charts/app", &digests[0]))
+        .unwrap();
+
+    let mut yaml = String::new();
+    for (name, version) in [("signed", "1.0.0"), ("unsigned", "2.0.0")] {
+        yaml += &component(
+            "apps",
+            name,
+            &indent(&format!(
+                "type: oci\nchart: {}\nplainHTTP: true\nauthentication: {{secretRef: {{name: creds}}}}\nverify: {{provider: cosign, secretRef: {{name: cosign-keys}}}}",
+                registry.oci_ref("charts/app", version)
+            )),
+        );
+    }
+    yaml += &secret(
+        "apps",
+        "creds",
+        &[
+            ("username", registry.username().unwrap()),
+            ("password", registry.password().unwrap()),
+        ],
+    );
+    yaml += &secret(
+        "deployment-system",
+        "cosign-keys",
+        &[("cosign.pub", &key.public_pem().unwrap())],
+    );
+    let file = write(work.path(), "components.yaml", &yaml);
+    let out = pull(&[&file], &work.path().join("cache"), &["-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["component"], "apps/signed");
+    assert_eq!(lines[0]["verified"]["provider"], "cosign", "{}", lines[0]);
+    assert_eq!(lines[0]["verified"]["manifestDigest"], digests[0].as_str());
+    assert_eq!(lines[1]["component"], "apps/unsigned");
+    assert_eq!(lines[1]["error"]["category"], "integrity", "{}", lines[1]);
+    let message = lines[1]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no cosign signature"), "{message}");
+    assert!(
+        message.contains("`cosign.pub` of Secret deployment-system/cosign-keys"),
+        "{message}"
+    );
+}

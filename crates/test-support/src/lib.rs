@@ -8,6 +8,9 @@
 //! - [`HttpRepo`]: the real nginx serving a directory indexed by `helm repo index`, optionally
 //!   with basic auth, TLS, a sub-path, another loopback address and extra `location` blocks.
 //!
+//! - [`CosignKey`], [`Cosign`]: the real `cosign` (built by `tools/cosign/build`) signing
+//!   charts pushed to a [`Registry`], in every registry mode.
+//!
 //! - [`Cluster`]: a real Kubernetes control plane (etcd, kube-apiserver, controller-manager,
 //!   scheduler, kwok with a fake Node) built from Go modules by `tools/k8s/build`.
 //!
@@ -18,6 +21,7 @@
 mod auth;
 mod chart;
 pub mod cluster;
+mod cosign;
 mod helm;
 mod http_repo;
 mod port;
@@ -27,6 +31,7 @@ mod tls;
 
 pub use chart::Chart;
 pub use cluster::{Cluster, Target, e2e_target};
+pub use cosign::{Cosign, CosignKey, cosign_bin};
 pub use helm::{helm_bin, helm_command, workspace_root};
 pub use http_repo::{HttpAccessEntry, HttpRepo, HttpRepoOptions, ORIGIN_PLACEHOLDER};
 pub use registry::{AccessEntry, Registry, RegistryMode, token_server_bin};

@@ -158,17 +158,11 @@ pub async fn check_component(
                 .iter()
                 .any(|(ns, n)| secrets.contains(ns, n))
         };
-        if spec.authentication().is_some() && !present(&spec, Which::Auth) {
-            unchecked_secrets.extend(describe_refs(
-                resolver,
-                &namespace,
-                &only(&spec, Which::Auth),
-            ));
-            clear(&mut spec, Which::Auth);
-        }
-        if spec.tls().ca_secret_ref.is_some() && !present(&spec, Which::Ca) {
-            unchecked_secrets.extend(describe_refs(resolver, &namespace, &only(&spec, Which::Ca)));
-            clear(&mut spec, Which::Ca);
+        for which in Which::ALL {
+            if which.is_set(&spec) && !present(&spec, which) {
+                unchecked_secrets.extend(describe_refs(resolver, &namespace, &only(&spec, which)));
+                clear(&mut spec, which);
+            }
         }
         resolver.resolve(secrets, &namespace, &spec).await?;
         Ok(())
@@ -182,33 +176,43 @@ pub async fn check_component(
     }
 }
 
-#[derive(Clone, Copy)]
+/// One of a source's Secret references.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Which {
     Auth,
     Ca,
+    Verify,
+}
+
+impl Which {
+    const ALL: [Which; 3] = [Which::Auth, Which::Ca, Which::Verify];
+
+    fn is_set(self, spec: &SourceSpec) -> bool {
+        match self {
+            Which::Auth => spec.authentication().is_some(),
+            Which::Ca => spec.tls().ca_secret_ref.is_some(),
+            Which::Verify => spec.verify().is_some(),
+        }
+    }
 }
 
 /// A copy of `spec` keeping only one of its Secret references.
 fn only(spec: &SourceSpec, which: Which) -> SourceSpec {
     let mut s = spec.clone();
-    clear(
-        &mut s,
-        match which {
-            Which::Auth => Which::Ca,
-            Which::Ca => Which::Auth,
-        },
-    );
+    for other in Which::ALL.into_iter().filter(|w| *w != which) {
+        clear(&mut s, other);
+    }
     s
 }
 
 fn clear(spec: &mut SourceSpec, which: Which) {
-    let (auth, tls) = match spec {
-        SourceSpec::Oci(s) => (&mut s.authentication, &mut s.tls),
-        SourceSpec::Http(s) => (&mut s.authentication, &mut s.tls),
-    };
-    match which {
-        Which::Auth => *auth = None,
-        Which::Ca => tls.ca_secret_ref = None,
+    match (spec, which) {
+        (SourceSpec::Oci(s), Which::Auth) => s.authentication = None,
+        (SourceSpec::Http(s), Which::Auth) => s.authentication = None,
+        (SourceSpec::Oci(s), Which::Ca) => s.tls.ca_secret_ref = None,
+        (SourceSpec::Http(s), Which::Ca) => s.tls.ca_secret_ref = None,
+        (SourceSpec::Oci(s), Which::Verify) => s.verify = None,
+        (SourceSpec::Http(_), Which::Verify) => {}
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! Output, one line per helm Component, in file order:
 //! - `-o json`: `{"component":"NS/NAME","source":"…","chart":"…","version":"…","digest":"sha256:…","path":"…","cacheHit":true}`,
-//!   or `{"component":"NS/NAME","error":{"category":"auth","message":"…"}}`;
+//!   plus `"verified":{"provider":"cosign","manifestDigest":"sha256:…","keySet":"sha256:…"}`
+//!   when `source.verify` asked for a signature, or `{"component":"NS/NAME","error":{"category":"auth","message":"…"}}`;
 //! - plain: `NS/NAME CHART VERSION DIGEST (cached|downloaded) PATH` or `NS/NAME error: CATEGORY: MESSAGE`.
 //!
 //! Exit codes: 0 all located, 1 at least one failed, 2 the files could not be read (or bad
@@ -61,6 +62,8 @@ impl PullResult {
             digest: String,
             path: &'a std::path::Path,
             cache_hit: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            verified: Option<&'a chart_source::verify::Verified>,
         }
         #[derive(serde::Serialize)]
         struct Failed<'a> {
@@ -81,6 +84,7 @@ impl PullResult {
                 digest: chart.digest.to_string(),
                 path: &chart.path,
                 cache_hit: chart.cache_hit,
+                verified: chart.verified.as_ref(),
             }),
             Err(e) => {
                 let category = category_label(e.category());

@@ -19,6 +19,29 @@ pub struct ChartStatus {
     pub differs_from_reference: Option<chart_source::ReferenceMismatch>,
 }
 
+/// A verified signature: which manifest digest, checked against which key set (a changed
+/// key set in the Secret is verified again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedStatus {
+    /// `cosign`.
+    pub provider: String,
+    /// `sha256:<hex>` of the OCI manifest the signature is for.
+    pub manifest_digest: String,
+    /// `sha256:<hex>` fingerprint of the public keys.
+    pub key_set: String,
+}
+
+impl From<&chart_source::verify::Verified> for VerifiedStatus {
+    fn from(v: &chart_source::verify::Verified) -> Self {
+        VerifiedStatus {
+            provider: v.provider.to_string(),
+            manifest_digest: v.manifest_digest.to_string(),
+            key_set: v.key_set.to_string(),
+        }
+    }
+}
+
 /// The handler's persisted state (`status.handlerStatus`, camelCase JSON).
 ///
 /// Written after every successful install/upgrade; the desired state (chart digest, values
@@ -43,6 +66,9 @@ pub struct HandlerStatus {
     /// RFC 3339 time of the last install/upgrade.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_deploy_time: Option<String>,
+    /// The signature check the deployed chart passed (`source.verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<VerifiedStatus>,
     /// True when the handler created the release namespace (`manageNamespace`), so it may
     /// delete it on uninstall (only when empty).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -179,6 +205,7 @@ mod tests {
             source: "oci://r/web:1.0.0".into(),
             values_hash: "sha256:cd".into(),
             last_deploy_time: None,
+            verified: None,
             namespace_created: false,
         };
         let v = s.to_value();
@@ -188,9 +215,25 @@ mod tests {
                    "chart": {"name": "web", "version": "1.0.0", "digest": "sha256:ab"},
                    "source": "oci://r/web:1.0.0", "valuesHash": "sha256:cd"})
         );
-        assert_eq!(HandlerStatus::from_value(Some(&v)), Some(s));
+        assert_eq!(HandlerStatus::from_value(Some(&v)), Some(s.clone()));
         assert_eq!(HandlerStatus::from_value(Some(&json!({"x": 1}))), None);
         assert_eq!(HandlerStatus::from_value(Some(&Value::Null)), None);
         assert_eq!(HandlerStatus::from_value(None), None);
+
+        // A verified chart records the signed manifest digest and the key set.
+        let verified = HandlerStatus {
+            verified: Some(VerifiedStatus {
+                provider: "cosign".into(),
+                manifest_digest: "sha256:ef".into(),
+                key_set: "sha256:01".into(),
+            }),
+            ..s
+        };
+        let v = verified.to_value();
+        assert_eq!(
+            v["verified"],
+            json!({"provider": "cosign", "manifestDigest": "sha256:ef", "keySet": "sha256:01"})
+        );
+        assert_eq!(HandlerStatus::from_value(Some(&v)), Some(verified));
     }
 }
