@@ -1,9 +1,10 @@
 //! `HelmHandler`: componentkit's [`Handler`] for Helm releases.
 //!
-//! `apply`: parse `spec.config` ([`HelmConfig`]) → resolve the Secrets it references
+//! `apply`: parse `spec.config` ([`HelmConfig`]) → compose the values (`valuesFrom` Secrets
+//! and ConfigMaps, then `values`: [`crate::values_from`]) → resolve the credential Secrets
 //! ([`CredentialResolver`] over a [`SecretStore`]) → build the chart source
 //! ([`SourceRegistry`]) → `locate()` the chart into the cache → compare the desired state
-//! (chart digest, values hash, release name and namespace) with the persisted
+//! (chart digest, hash of the composed values, release name and namespace) with the persisted
 //! [`HandlerStatus`] → `helm upgrade --install` only when it changed (or the release is
 //! missing or not `deployed`). An existing release of the same name is taken over.
 //!
@@ -29,11 +30,13 @@ use componentkit::handler::{ErrorCategory, Handler, HandlerContext, HandlerOutco
 use serde_json::{Map, Value};
 
 use crate::config::HelmConfig;
+use crate::config_maps::ConfigMapStore;
 use crate::credentials::{CredentialResolver, SecretStore};
 use crate::helm::{
     HelmError, Release, ReleaseEngine, ReleaseInfo, ReleaseStatus, UninstallOutcome, UpgradeOptions,
 };
 use crate::metrics::{Metrics, Operation, ReconcileResult, ReleaseOperation};
+use crate::values_from::{self, ValuesObjects};
 
 pub use self::secret_index::{ObjectKey, SecretIndex};
 pub use self::status::{ChartStatus, DesiredState, HandlerStatus, values_hash};
@@ -140,10 +143,12 @@ pub struct HelmHandlerParts {
     pub readiness: Arc<dyn ReadinessProbe>,
     pub namespaces: Arc<dyn Namespaces>,
     pub secrets: Arc<dyn SecretStore>,
+    /// ConfigMaps of `valuesFrom`.
+    pub config_maps: Arc<dyn ConfigMapStore>,
     pub resolver: CredentialResolver,
     pub sources: Arc<SourceRegistry>,
     pub metrics: Arc<Metrics>,
-    /// Component → referenced Secrets; shared with the Secret watch mapping.
+    /// Component → referenced Secrets and ConfigMaps; shared with the watch mappings.
     pub secret_index: Arc<SecretIndex>,
 }
 
@@ -157,6 +162,7 @@ pub struct HelmHandler {
     readiness: Arc<dyn ReadinessProbe>,
     namespaces: Arc<dyn Namespaces>,
     secrets: Arc<dyn SecretStore>,
+    config_maps: Arc<dyn ConfigMapStore>,
     resolver: CredentialResolver,
     sources: Arc<SourceRegistry>,
     metrics: Arc<Metrics>,
@@ -187,6 +193,7 @@ impl HelmHandler {
             readiness: parts.readiness,
             namespaces: parts.namespaces,
             secrets: parts.secrets,
+            config_maps: parts.config_maps,
             resolver: parts.resolver,
             sources: parts.sources,
             metrics: parts.metrics,
@@ -210,10 +217,11 @@ impl HelmHandler {
         let empty = Value::Object(Map::new());
         let raw = cx.config().unwrap_or(&empty);
         let config = HelmConfig::parse(raw, cx.namespace())?;
+        let objects = referenced_objects(&self.resolver, cx.namespace(), &config);
         self.secret_index.set(
             ObjectKey::new(cx.namespace(), cx.name()),
-            self.resolver
-                .referenced_secrets(cx.namespace(), &config.source),
+            objects.secrets,
+            objects.config_maps,
         );
         Ok(config)
     }
@@ -280,10 +288,18 @@ impl HelmHandler {
 
     async fn apply_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
         let config = self.parse_config(cx)?;
+        // Before the chart: a missing values source fails fast, without network.
+        let values = values_from::resolve(
+            self.secrets.as_ref(),
+            self.config_maps.as_ref(),
+            cx.namespace(),
+            &config,
+        )
+        .await?;
         let located = self.locate(cx, &config).await?;
         let release_name = config.release_name.to_string();
         let namespace = config.release_namespace.clone();
-        let hash = values_hash(&config.values);
+        let hash = values.hash();
         let digest = located.digest.to_string();
         let desired = DesiredState {
             release_name: &release_name,
@@ -396,7 +412,7 @@ impl HelmHandler {
         };
         let result = self
             .engine
-            .upgrade_install(&release, &located.path, &config.values, &options)
+            .upgrade_install(&release, &located.path, values.as_map(), &options)
             .await;
         self.metrics.observe_release(operation, result.is_ok());
         let info = match result {
@@ -688,6 +704,23 @@ impl HelmHandler {
         self.record(operation, &outcome, started);
         outcome
     }
+}
+
+/// Every Secret and ConfigMap a configuration reads: the credential Secrets (each candidate
+/// namespace) and the `valuesFrom` sources. For the watches that re-reconcile a Component
+/// when one of them changes.
+pub fn referenced_objects(
+    resolver: &CredentialResolver,
+    namespace: &str,
+    config: &HelmConfig,
+) -> ValuesObjects {
+    let mut objects = values_from::referenced_objects(namespace, &config.values_from);
+    for secret in resolver.referenced_secrets(namespace, &config.source) {
+        if !objects.secrets.contains(&secret) {
+            objects.secrets.push(secret);
+        }
+    }
+    objects
 }
 
 fn failed(f: &Failure) -> HandlerOutcome {

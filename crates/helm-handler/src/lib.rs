@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod config_maps;
 pub mod credentials;
 pub mod error;
 pub mod handler;
@@ -17,3 +18,5 @@ pub mod helm;
 pub mod manifests;
 pub mod metrics;
 pub mod readiness;
+pub mod values;
+pub mod values_from;

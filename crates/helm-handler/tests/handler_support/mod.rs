@@ -13,6 +13,7 @@ use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::registry::{SourceContext, SourceRegistry};
 use componentkit::crd::{Component, ComponentSpec, ComponentStatus};
 use componentkit::handler::{Handler, HandlerContext, HandlerOutcome, Outcome};
+use helm_handler::config_maps::{ConfigMapData, ConfigMapStore, FileConfigMapStore};
 use helm_handler::credentials::{CredentialResolver, FileSecretStore, SecretData, SecretStore};
 use helm_handler::handler::{
     Failure, HelmHandler, HelmHandlerParts, NamespaceContents, Namespaces, Readiness,
@@ -368,6 +369,30 @@ impl SecretStore for MutableSecrets {
     }
 }
 
+/// ConfigMaps that tests can change while the handler runs.
+#[derive(Default)]
+pub struct MutableConfigMaps {
+    store: Mutex<FileConfigMapStore>,
+}
+
+impl MutableConfigMaps {
+    pub fn put(&self, namespace: &str, name: &str, data: ConfigMapData) {
+        self.store.lock().unwrap().insert(namespace, name, data);
+    }
+}
+
+#[async_trait]
+impl ConfigMapStore for MutableConfigMaps {
+    async fn get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ConfigMapData>, helm_handler::error::Error> {
+        let store = self.store.lock().unwrap().clone();
+        store.get(namespace, name).await
+    }
+}
+
 /// `spec.config` with an OCI source on a plain-HTTP test registry.
 pub fn oci_config(release: &str, chart: &str, values: Value) -> Value {
     json!({
@@ -384,6 +409,7 @@ pub struct Harness {
     pub namespaces: Arc<FakeNamespaces>,
     pub metrics: Arc<Metrics>,
     pub secret_index: Arc<SecretIndex>,
+    pub config_maps: Arc<MutableConfigMaps>,
     pub cache_dir: tempfile::TempDir,
 }
 
@@ -414,6 +440,7 @@ impl Harness {
         let namespaces = Arc::new(FakeNamespaces::default());
         let metrics = Arc::new(Metrics::new());
         let secret_index = Arc::new(SecretIndex::new());
+        let config_maps = Arc::new(MutableConfigMaps::default());
         // The Component namespace used by the tests exists.
         namespaces.add("apps");
         let handler = HelmHandler::new(HelmHandlerParts {
@@ -421,6 +448,7 @@ impl Harness {
             readiness: readiness.clone(),
             namespaces: namespaces.clone(),
             secrets: store,
+            config_maps: config_maps.clone(),
             resolver: CredentialResolver::new(SYSTEM_NAMESPACE),
             sources: source_registry(cache_dir.path()),
             metrics: metrics.clone(),
@@ -433,6 +461,7 @@ impl Harness {
             namespaces,
             metrics,
             secret_index,
+            config_maps,
             cache_dir,
         }
     }
