@@ -446,6 +446,11 @@ impl<H: Handler> Engine<H> {
                 }));
             }
         }
+        status::set_handler_conditions(&mut st, &out.conditions, generation, now);
+        for ev in &out.events {
+            self.publish(&c, ev.warning, &ev.reason, action, ev.message.clone())
+                .await;
+        }
         let after_write = self.write(&c, st.clone(), now, None, action).await?;
         let requeue = requeue.map(|d| self.cap_by_deadline(&after_write, &st, now, d));
         Ok(Step::Stop(Reconciled {

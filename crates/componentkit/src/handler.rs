@@ -185,6 +185,28 @@ pub enum Outcome {
 pub struct HandlerOutcome {
     pub outcome: Outcome,
     pub handler_status: Option<serde_json::Value>,
+    /// Conditions the handler owns (e.g. `Drifted`), written next to the engine's; a
+    /// condition not mentioned keeps its last value.
+    pub conditions: Vec<HandlerCondition>,
+    /// Events to publish on the Component.
+    pub events: Vec<HandlerEvent>,
+}
+
+/// A condition set by the handler (`lastTransitionTime` moves only when `status` changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerCondition {
+    pub type_: String,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// An Event the handler asks the engine to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerEvent {
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
 }
 
 impl HandlerOutcome {
@@ -193,6 +215,8 @@ impl HandlerOutcome {
         Self {
             outcome: Outcome::Done,
             handler_status: None,
+            conditions: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -204,6 +228,8 @@ impl HandlerOutcome {
                 message: message.into(),
             },
             handler_status: None,
+            conditions: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -215,7 +241,21 @@ impl HandlerOutcome {
                 message: message.into(),
             },
             handler_status: None,
+            conditions: Vec::new(),
+            events: Vec::new(),
         }
+    }
+
+    /// Sets a handler-owned condition.
+    pub fn with_condition(mut self, condition: HandlerCondition) -> Self {
+        self.conditions.push(condition);
+        self
+    }
+
+    /// Adds an Event to publish.
+    pub fn with_event(mut self, event: HandlerEvent) -> Self {
+        self.events.push(event);
+        self
     }
 
     /// Sets the handler status to persist.
