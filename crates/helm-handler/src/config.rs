@@ -8,6 +8,7 @@
 //! valuesFrom:                  # default []; merged in order, then `values` on top
 //!   - { kind: Secret, name: app-secrets }                      # valuesKey: values.yaml
 //!   - { kind: ConfigMap, name: app-env, valuesKey: replicas, targetPath: replicaCount, optional: true }
+//! driftDetection: { mode: warn } # enabled | warn | disabled; see crate::drift
 //! source: { type: oci, chart: "oci://ghcr.io/acme/charts/app:1.2.3" }
 //! ```
 //!
@@ -22,6 +23,7 @@ use chart_source::spec::{
 };
 use serde_json::{Map, Value};
 
+use crate::drift::DriftDetection;
 use crate::error::Error;
 use crate::values::{TargetPath, ValuesKind};
 
@@ -34,6 +36,7 @@ const HANDLER_FIELDS: &[&str] = &[
     "manageNamespace",
     "values",
     "valuesFrom",
+    "driftDetection",
     "source",
 ];
 
@@ -118,6 +121,8 @@ pub struct HelmConfig {
     pub values: Map<String, Value>,
     /// Secrets and ConfigMaps of the Component's namespace to read values from, in order.
     pub values_from: Vec<ValuesReference>,
+    /// Comparing the release's live objects with what it applied (default: warn).
+    pub drift_detection: DriftDetection,
     pub source: SourceSpec,
 }
 
@@ -287,7 +292,7 @@ impl HelmConfig {
                 return Err(Error::config(
                     key.as_str(),
                     format!(
-                        "unknown field{hint}; expected `releaseName`, `releaseNamespace`, `manageNamespace`, `values`, `valuesFrom`, `source` (or, in the flat forms, {})",
+                        "unknown field{hint}; expected `releaseName`, `releaseNamespace`, `manageNamespace`, `values`, `valuesFrom`, `driftDetection`, `source` (or, in the flat forms, {})",
                         FLAT_SOURCE_FIELDS
                             .iter()
                             .map(|f| format!("`{f}`"))
@@ -378,6 +383,7 @@ impl HelmConfig {
             }
         };
 
+        let drift_detection = DriftDetection::parse(top.get("driftDetection"))?;
         let source = parse_source(config)?;
         Ok(HelmConfig {
             release_name,
@@ -385,6 +391,7 @@ impl HelmConfig {
             manage_namespace,
             values,
             values_from,
+            drift_detection,
             source,
         })
     }

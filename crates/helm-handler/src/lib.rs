@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod config_maps;
 pub mod credentials;
+pub mod drift;
 pub mod error;
 pub mod handler;
 pub mod helm;
