@@ -16,6 +16,7 @@
 //! ([`ReleaseEngine`], [`ReadinessProbe`], [`Namespaces`]) so the protocol can be tested
 //! with fakes; production uses the helm CLI engine and kube-rs (see [`namespaces`] and [`readiness`]).
 
+pub mod drift_probe;
 pub mod namespaces;
 pub mod readiness;
 pub mod secret_index;
@@ -32,6 +33,7 @@ use serde_json::{Map, Value};
 use crate::config::HelmConfig;
 use crate::config_maps::ConfigMapStore;
 use crate::credentials::{CredentialResolver, SecretStore};
+use crate::drift::{DriftAction, DriftDetection, DriftMode, ObjectDrift, plan, summary};
 use crate::helm::{
     HelmError, Release, ReleaseEngine, ReleaseInfo, ReleaseStatus, UninstallOutcome, UpgradeOptions,
 };
@@ -46,6 +48,8 @@ pub use self::status::{ChartStatus, DesiredState, HandlerStatus, values_hash};
 pub const RELEASE_DESCRIPTION_PREFIX: &str = "helm-handler: Component ";
 /// See [`HelmHandler::with_stale_pending_after`]: the engine's default deadline plus a minute.
 pub const DEFAULT_STALE_PENDING_AFTER: Duration = Duration::from_secs(6 * 60);
+/// The condition drift detection reports (`True` while objects differ from the release).
+pub const DRIFTED_CONDITION: &str = "Drifted";
 /// Requeue after an install/upgrade was started.
 pub const REQUEUE_AFTER_DEPLOY: Duration = Duration::from_secs(2);
 /// Requeue while the release's objects are progressing.
@@ -114,6 +118,32 @@ pub trait ReadinessProbe: Send + Sync + 'static {
     async fn assess(&self, namespace: &str, manifest: &str) -> Result<Readiness, Failure>;
 }
 
+/// The result of one drift check.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DriftCheck {
+    pub drifts: Vec<ObjectDrift>,
+    /// API requests the check made (for the log).
+    pub requests: usize,
+}
+
+/// Compares a release's live objects with what its manifest applies, and corrects them.
+#[async_trait]
+pub trait DriftProbe: Send + Sync + 'static {
+    async fn check(
+        &self,
+        release: &Release,
+        manifest: &str,
+        config: &DriftDetection,
+    ) -> Result<DriftCheck, Failure>;
+    /// Re-applies the drifted objects of the manifest (no helm revision).
+    async fn correct(
+        &self,
+        release: &Release,
+        manifest: &str,
+        drifts: &[ObjectDrift],
+    ) -> Result<(), Failure>;
+}
+
 /// What is left in a namespace, as far as deleting it is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NamespaceContents {
@@ -141,6 +171,7 @@ pub trait Namespaces: Send + Sync + 'static {
 pub struct HelmHandlerParts {
     pub engine: Arc<dyn ReleaseEngine>,
     pub readiness: Arc<dyn ReadinessProbe>,
+    pub drift: Arc<dyn DriftProbe>,
     pub namespaces: Arc<dyn Namespaces>,
     pub secrets: Arc<dyn SecretStore>,
     /// ConfigMaps of `valuesFrom`.
@@ -160,6 +191,7 @@ pub struct HelmHandler {
     stale_pending_after: Duration,
     engine: Arc<dyn ReleaseEngine>,
     readiness: Arc<dyn ReadinessProbe>,
+    drift: Arc<dyn DriftProbe>,
     namespaces: Arc<dyn Namespaces>,
     secrets: Arc<dyn SecretStore>,
     config_maps: Arc<dyn ConfigMapStore>,
@@ -191,6 +223,7 @@ impl HelmHandler {
             stale_pending_after: DEFAULT_STALE_PENDING_AFTER,
             engine: parts.engine,
             readiness: parts.readiness,
+            drift: parts.drift,
             namespaces: parts.namespaces,
             secrets: parts.secrets,
             config_maps: parts.config_maps,
@@ -358,7 +391,9 @@ impl HelmHandler {
             && cur.status == ReleaseStatus::Deployed
         {
             tracing::debug!(release = %release_name, revision = cur.revision, "desired state unchanged; no upgrade");
-            return self.observe_release(&release).await;
+            return self
+                .observe_release(cx, &release, Some(&config.drift_detection))
+                .await;
         }
         // Never take over a release another Component deployed: two Components would fight.
         let this = format!("{}/{}", cx.namespace(), cx.name());
@@ -493,8 +528,14 @@ impl HelmHandler {
         }
     }
 
-    /// `helm status` + readiness of the release's objects.
-    async fn observe_release(&self, release: &Release) -> Step<HandlerOutcome> {
+    /// `helm status` + readiness of the release's objects; once ready, drift detection
+    /// (unless `disabled`).
+    async fn observe_release(
+        &self,
+        cx: &HandlerContext,
+        release: &Release,
+        drift: Option<&DriftDetection>,
+    ) -> Step<HandlerOutcome> {
         let (name, namespace) = (&release.name, &release.namespace);
         let Some(info) = self.engine.status(release).await? else {
             return Err(Failure::new(
@@ -529,9 +570,34 @@ impl HelmHandler {
         } else {
             info.manifest.clone()
         };
+        // `enabled` corrects before readiness is judged: a deleted object would otherwise
+        // keep the release progressing, and only Ready releases are checked periodically.
+        let corrected = match drift {
+            Some(d) if d.mode == DriftMode::Enabled => {
+                Some(self.check_drift(cx, release, &manifest, d).await?)
+            }
+            _ => None,
+        };
+        let progressing = |requeue: Duration, message: String| {
+            let outcome = HandlerOutcome::in_progress(requeue, message);
+            match &corrected {
+                Some(c) => HandlerOutcome {
+                    conditions: c.conditions.clone(),
+                    events: c.events.clone(),
+                    ..outcome
+                },
+                None => outcome,
+            }
+        };
         match self.readiness.assess(namespace, &manifest).await? {
-            Readiness::Ready => Ok(HandlerOutcome::done()),
-            Readiness::Progressing(reason) => Ok(HandlerOutcome::in_progress(
+            Readiness::Ready => match (corrected, drift) {
+                (Some(outcome), _) => Ok(outcome),
+                (None, Some(d)) if d.mode != DriftMode::Disabled => {
+                    self.check_drift(cx, release, &manifest, d).await
+                }
+                _ => Ok(HandlerOutcome::done()),
+            },
+            Readiness::Progressing(reason) => Ok(progressing(
                 REQUEUE_PROGRESSING,
                 format!(
                     "release {namespace}/{name} revision {}: {reason}",
@@ -540,7 +606,7 @@ impl HelmHandler {
             )),
             // Not final: a crash-looping Pod may recover (a dependency comes up). The
             // deployment timeout turns a lasting failure into `Failed`, with this message.
-            Readiness::Failed(reason) => Ok(HandlerOutcome::in_progress(
+            Readiness::Failed(reason) => Ok(progressing(
                 REQUEUE_FAILING,
                 format!(
                     "release {namespace}/{name} revision {} is failing: {reason}",
@@ -550,6 +616,75 @@ impl HelmHandler {
         }
     }
 
+    /// Compares the release's live objects with its manifest; reports (a `Drifted`
+    /// condition, an Event when the drift is new) and, with `enabled`, re-applies the
+    /// drifted objects. Nothing drifted and nothing reported before: no write at all.
+    async fn check_drift(
+        &self,
+        cx: &HandlerContext,
+        release: &Release,
+        manifest: &str,
+        config: &DriftDetection,
+    ) -> Step<HandlerOutcome> {
+        let check = self.drift.check(release, manifest, config).await?;
+        let action = plan(config.mode, !check.drifts.is_empty());
+        let text = summary(&check.drifts);
+        tracing::debug!(
+            requests = check.requests,
+            objects = check.drifts.len(),
+            mode = config.mode.as_str(),
+            "drift checked"
+        );
+        let previous = cx
+            .component
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == DRIFTED_CONDITION))
+            .map(|c| c.message.clone());
+        let condition =
+            |status: bool, reason: &str, message: String| componentkit::handler::HandlerCondition {
+                type_: DRIFTED_CONDITION.into(),
+                status,
+                reason: reason.into(),
+                message,
+            };
+        let event =
+            |warning: bool, reason: &str, message: String| componentkit::handler::HandlerEvent {
+                warning,
+                reason: reason.into(),
+                message,
+            };
+        Ok(match action {
+            DriftAction::Nothing => {
+                let outcome = HandlerOutcome::done();
+                if previous.is_some_and(|m| m.is_empty()) {
+                    outcome
+                } else {
+                    outcome.with_condition(condition(false, "NoDrift", String::new()))
+                }
+            }
+            DriftAction::Report => {
+                let message = format!("drift detected (mode warn, not corrected): {text}");
+                tracing::warn!(release = %release, "{message}");
+                let outcome = HandlerOutcome::done();
+                let outcome = if previous.as_deref() == Some(message.as_str()) {
+                    outcome
+                } else {
+                    outcome.with_event(event(true, "DriftDetected", message.clone()))
+                };
+                outcome.with_condition(condition(true, "DriftDetected", message))
+            }
+            DriftAction::Correct => {
+                self.drift.correct(release, manifest, &check.drifts).await?;
+                let message = format!("drift corrected (re-applied, no new revision): {text}");
+                tracing::info!("{message}");
+                HandlerOutcome::done()
+                    .with_event(event(true, "DriftCorrected", message.clone()))
+                    .with_condition(condition(false, "DriftCorrected", message))
+            }
+        })
+    }
+
     async fn check_applied_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
         let Some(target) = self.target(cx) else {
             // Neither a status nor a valid config: report the config error.
@@ -557,8 +692,13 @@ impl HelmHandler {
                 Failure::new(ErrorCategory::Internal, "no release to observe")
             }));
         };
-        self.observe_release(&Release::new(&target.name, &target.namespace))
-            .await
+        let config = self.parse_config(cx).ok();
+        self.observe_release(
+            cx,
+            &Release::new(&target.name, &target.namespace),
+            config.as_ref().map(|c| &c.drift_detection),
+        )
+        .await
     }
 
     async fn delete_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
@@ -721,6 +861,19 @@ pub fn referenced_objects(
         }
     }
     objects
+}
+
+/// Drift detection off everywhere (tests, tools that never look).
+pub struct NoDrift;
+
+#[async_trait]
+impl DriftProbe for NoDrift {
+    async fn check(&self, _: &Release, _: &str, _: &DriftDetection) -> Result<DriftCheck, Failure> {
+        Ok(DriftCheck::default())
+    }
+    async fn correct(&self, _: &Release, _: &str, _: &[ObjectDrift]) -> Result<(), Failure> {
+        Ok(())
+    }
 }
 
 fn failed(f: &Failure) -> HandlerOutcome {

@@ -15,20 +15,10 @@ use helm_handler::config_maps::ConfigMapData;
 use helm_handler::credentials::SecretData;
 use helm_handler::handler::ObjectKey;
 use serde_json::{Value, json};
-use test_support::{Chart, Registry, RegistryMode};
 
-use handler_support::{Call, Harness, MutableSecrets};
+use handler_support::{Call, Harness, MutableSecrets, web_chart};
 
 const SECRET_VALUE: &str = "hunter2-s3cr3t";
-
-fn registry() -> (Registry, String) {
-    let registry = Registry::start(RegistryMode::Anonymous).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let tgz = Chart::create("web", "1.0.0").package(dir.path()).unwrap();
-    registry.push(&tgz, "charts").unwrap();
-    let chart = registry.oci_ref("charts/web", "1.0.0");
-    (registry, chart)
-}
 
 fn config(chart: &str, values_from: Value, values: Value) -> Value {
     json!({
@@ -60,7 +50,7 @@ fn failure(out: &Outcome) -> (ErrorCategory, String) {
 
 #[tokio::test]
 async fn merged_in_order_with_values_on_top_and_upgraded_only_on_an_edit() {
-    let (_registry, chart) = registry();
+    let (_registry, chart) = web_chart();
     let secrets = Arc::new(MutableSecrets::default());
     secrets.put(
         "apps",
@@ -141,7 +131,7 @@ async fn merged_in_order_with_values_on_top_and_upgraded_only_on_an_edit() {
 
 #[tokio::test]
 async fn a_missing_source_is_not_found_naming_it_until_it_exists() {
-    let (_registry, chart) = registry();
+    let (_registry, chart) = web_chart();
     let h = Harness::new();
     let mut c = h.component(
         "apps",
@@ -185,7 +175,7 @@ async fn a_missing_source_is_not_found_naming_it_until_it_exists() {
 
 #[tokio::test]
 async fn unreadable_content_is_a_config_error_naming_the_key_never_the_content() {
-    let (_registry, chart) = registry();
+    let (_registry, chart) = web_chart();
     let h = Harness::with_secrets(|s| {
         s.insert(
             "apps",

@@ -35,6 +35,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::config::HelmConfig;
 use crate::config_maps::KubeConfigMapStore;
 use crate::credentials::{CredentialResolver, KubeSecretStore};
+use crate::handler::drift_probe::KubeDrift;
 use crate::handler::namespaces::KubeNamespaces;
 use crate::handler::readiness::KubeReadiness;
 use crate::handler::{HelmHandler, HelmHandlerParts, ObjectKey, SecretIndex, referenced_objects};
@@ -108,6 +109,11 @@ pub struct RunArgs {
     /// (e.g. `30s`, `2m`).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub startup_timeout: Duration,
+
+    /// How often a Ready release is compared with its live objects (`driftDetection`;
+    /// also after every deployment). E.g. `5m`, `30s`.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub drift_interval: Duration,
 
     /// Upper bound for one helm process (install, upgrade, uninstall, status).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
@@ -369,6 +375,7 @@ async fn run_with_server(
     let handler = HelmHandler::new(HelmHandlerParts {
         engine: Arc::new(engine),
         readiness: Arc::new(KubeReadiness::new(client.clone())),
+        drift: Arc::new(KubeDrift::new(client.clone())),
         namespaces: Arc::new(KubeNamespaces::new(client.clone())),
         secrets: Arc::new(KubeSecretStore::new(client.clone())),
         config_maps: Arc::new(KubeConfigMapStore::new(client.clone())),
@@ -479,6 +486,42 @@ fn config_map_watch(
     )
 }
 
+/// Every `interval`, pokes the Ready helm Components whose drift detection is on: the
+/// handler then re-checks the release (desired state unchanged → no upgrade) and compares
+/// its live objects.
+fn drift_timer(interval: Duration) -> RelatedWatch {
+    RelatedWatch::stream(move |store| {
+        let store = store.clone();
+        let ticks = futures::stream::unfold((), move |()| async move {
+            tokio::time::sleep(interval).await;
+            Some(((), ()))
+        });
+        Box::pin(futures::StreamExt::flat_map(ticks, move |()| {
+            futures::stream::iter(drift_due(&store.state()))
+        }))
+    })
+}
+
+/// The Components a drift check is due for: helm, Ready, drift detection not disabled.
+pub fn drift_due(components: &[Arc<Component>]) -> Vec<ObjectRef<Component>> {
+    components
+        .iter()
+        .filter(|c| {
+            c.spec.handler == componentkit::names::HELM_HANDLER
+                && c.phase() == componentkit::crd::Phase::Ready
+                && c.metadata.deletion_timestamp.is_none()
+        })
+        .filter(|c| {
+            let ns = c.namespace().unwrap_or_default();
+            let empty = serde_json::Value::Object(Default::default());
+            HelmConfig::parse(c.spec.config.as_ref().unwrap_or(&empty), &ns).is_ok_and(|config| {
+                config.drift_detection.mode != crate::drift::DriftMode::Disabled
+            })
+        })
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
 /// Logs a change of a referenced object and turns the Components into references.
 fn to_reconcile(
     kind: &str,
@@ -555,7 +598,8 @@ async fn run_controller(
     );
     let mut options = ControllerOptions::new(&identity)
         .watch_related(related)
-        .watch_related(config_maps);
+        .watch_related(config_maps)
+        .watch_related(drift_timer(args.drift_interval));
     options.concurrency = args.concurrency;
     let lease_name = componentkit::names::lease::default_name(componentkit::names::HELM_HANDLER);
     let observer = if args.leader_election_enabled() {
