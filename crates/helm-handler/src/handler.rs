@@ -574,7 +574,7 @@ impl HelmHandler {
         // keep the release progressing, and only Ready releases are checked periodically.
         let corrected = match drift {
             Some(d) if d.mode == DriftMode::Enabled => {
-                Some(self.check_drift(cx, release, &manifest, d).await?)
+                self.drift_or_log(cx, release, &manifest, d).await
             }
             _ => None,
         };
@@ -592,9 +592,10 @@ impl HelmHandler {
         match self.readiness.assess(namespace, &manifest).await? {
             Readiness::Ready => match (corrected, drift) {
                 (Some(outcome), _) => Ok(outcome),
-                (None, Some(d)) if d.mode != DriftMode::Disabled => {
-                    self.check_drift(cx, release, &manifest, d).await
-                }
+                (None, Some(d)) if d.mode != DriftMode::Disabled => Ok(self
+                    .drift_or_log(cx, release, &manifest, d)
+                    .await
+                    .unwrap_or_else(HandlerOutcome::done)),
                 _ => Ok(HandlerOutcome::done()),
             },
             Readiness::Progressing(reason) => Ok(progressing(
@@ -613,6 +614,24 @@ impl HelmHandler {
                     info.revision
                 ),
             )),
+        }
+    }
+
+    /// [`Self::check_drift`]; a failure of the check (the API unreachable, a permission
+    /// missing) is logged and retried at the next check, never a failure of the Component.
+    async fn drift_or_log(
+        &self,
+        cx: &HandlerContext,
+        release: &Release,
+        manifest: &str,
+        config: &DriftDetection,
+    ) -> Option<HandlerOutcome> {
+        match self.check_drift(cx, release, manifest, config).await {
+            Ok(outcome) => Some(outcome),
+            Err(f) => {
+                tracing::warn!(release = %release, category = %f.category, "drift check failed: {}", f.message);
+                None
+            }
         }
     }
 

@@ -92,6 +92,12 @@ async fn warn_reports_once_per_drift_and_never_corrects() {
     assert!(h.drift.corrections().is_empty());
     assert_eq!(h.engine.upgrades(), 1, "no revision");
 
+    // A check that fails (API unreachable) is not a failure of the Component.
+    h.drift.set_failing(true);
+    assert_eq!(h.apply(&mut c).await, Outcome::Done);
+    assert_eq!(drifted(&c).unwrap().0, "True", "the last verdict stays");
+    h.drift.set_failing(false);
+
     // Back to normal (someone scaled it back): the condition clears.
     h.drift.set(vec![]);
     h.apply(&mut c).await;

@@ -295,6 +295,7 @@ impl ReadinessProbe for FakeReadiness {
 /// Drift set by the test (default: none); corrections clear it and are counted.
 #[derive(Default)]
 pub struct FakeDrift {
+    failing: Mutex<bool>,
     drifts: Mutex<Vec<ObjectDrift>>,
     checks: Mutex<usize>,
     corrections: Mutex<Vec<ObjectDrift>>,
@@ -303,6 +304,10 @@ pub struct FakeDrift {
 impl FakeDrift {
     pub fn set(&self, drifts: Vec<ObjectDrift>) {
         *self.drifts.lock().unwrap() = drifts;
+    }
+    /// Checks fail (the API unreachable) while set.
+    pub fn set_failing(&self, failing: bool) {
+        *self.failing.lock().unwrap() = failing;
     }
     pub fn checks(&self) -> usize {
         *self.checks.lock().unwrap()
@@ -322,6 +327,12 @@ impl DriftProbe for FakeDrift {
     ) -> Result<DriftCheck, Failure> {
         assert!(manifest.contains("kind:"), "a manifest is compared");
         *self.checks.lock().unwrap() += 1;
+        if *self.failing.lock().unwrap() {
+            return Err(Failure::new(
+                componentkit::handler::ErrorCategory::Network,
+                "connection refused",
+            ));
+        }
         Ok(DriftCheck {
             drifts: self.drifts.lock().unwrap().clone(),
             requests: 0,
