@@ -6,8 +6,9 @@
 //!   Components or the Deployments over several checks. `kubectl scale` of both Deployments
 //!   → `warn`: `Drifted=True` naming `Deployment/…` and `/spec/replicas`, an Event, the scale
 //!   left alone; `enabled`: scaled back, an Event `DriftCorrected`, no new revision. A
-//!   deleted Service of the `enabled` release is recreated. The controller log gives the
-//!   API requests per check.
+//!   deleted Service of the `enabled` release is recreated, and a later upgrade of it still
+//!   goes through (helm keeps owning the fields). The controller log gives the API requests
+//!   per check.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,7 +20,7 @@ use componentkit::crd::{Component, Phase};
 use e2e_support::{Controller, Env, delete_namespace, image_values, wait};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use test_support::RegistryMode;
 
@@ -185,6 +186,29 @@ async fn drift_is_detected_reported_and_corrected() {
             .unwrap()["revision"],
         1
     );
+
+    // helm still owns what the correction re-applied: an upgrade after it goes through.
+    let mut config = components.get("fixed").await.unwrap().spec.config.unwrap();
+    config["values"]["replicaCount"] = json!(2);
+    components
+        .patch(
+            "fixed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"config": config}})),
+        )
+        .await
+        .unwrap();
+    wait(
+        "upgraded to revision 2",
+        Duration::from_secs(120),
+        || async {
+            components.get("fixed").await.ok().is_some_and(|c| {
+                c.phase() == Phase::Ready && c.handler_status().is_some_and(|h| h["revision"] == 2)
+            })
+        },
+    )
+    .await;
+    assert_eq!(replicas(&deployments, "fixed-web").await, Some(2));
 
     let log = std::fs::read_to_string(&controller.log).unwrap();
     let costs: Vec<&str> = log
