@@ -43,6 +43,9 @@ pub struct Facts {
     pub apply_pending: bool,
     /// The handler's delete was started (`status.deletionStarted`).
     pub deletion_started: bool,
+    /// A watched related object (a Secret or ConfigMap the configuration reads) changed
+    /// since the last reconcile.
+    pub related_changed: bool,
 }
 
 /// The most significant thing about a Component, in priority order.
@@ -72,6 +75,9 @@ pub enum Event {
     SpecChanged,
     /// A slow retry (auth / not found) is due.
     SlowRetryDue,
+    /// An object the configuration reads changed: the desired state may have changed
+    /// (the handler decides; an unchanged desired state does nothing).
+    RelatedChanged,
     /// Apply for the current generation still has to be (re)started.
     ApplyPending,
     /// Nothing new.
@@ -80,7 +86,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, in priority order.
-    pub const ALL: [Event; 14] = [
+    pub const ALL: [Event; 15] = [
         Event::NotOurs,
         Event::ForeignClaim,
         Event::DeletedUnclaimed,
@@ -93,6 +99,7 @@ impl Event {
         Event::DeletionStarted,
         Event::SpecChanged,
         Event::SlowRetryDue,
+        Event::RelatedChanged,
         Event::ApplyPending,
         Event::Resync,
     ];
@@ -179,6 +186,7 @@ pub fn facts(c: &Component, handler: &str, now: Timestamp, poked: bool) -> Facts
             && (retry_time_passed || poked),
         apply_pending: status.applied_generation != Some(generation),
         deletion_started: status.deletion_started == Some(true),
+        related_changed: poked,
     }
 }
 
@@ -232,6 +240,9 @@ pub fn classify(f: &Facts) -> Event {
     if f.slow_retry_due {
         return Event::SlowRetryDue;
     }
+    if f.related_changed && matches!(f.phase, Phase::Deploying | Phase::Ready | Phase::Failed) {
+        return Event::RelatedChanged;
+    }
     if f.apply_pending && matches!(f.phase, Phase::Claimed | Phase::Deploying) {
         return Event::ApplyPending;
     }
@@ -279,6 +290,13 @@ pub fn decide(phase: Phase, event: Event) -> Action {
             Pending => MarkClaimed,
             Failed => Apply { fresh: true },
             _ => Nothing,
+        },
+        // Ready stays Ready (no status write) when the handler finds nothing changed.
+        Event::RelatedChanged => match phase {
+            Pending => MarkClaimed,
+            Claimed | Failed => Apply { fresh: true },
+            Deploying | Ready => Apply { fresh: false },
+            Terminating | TerminationFailed => Nothing,
         },
         Event::ApplyPending => match phase {
             Pending => MarkClaimed,

@@ -341,10 +341,6 @@ impl<H: Handler> Engine<H> {
                 }
             }
         };
-        for ev in &out.events {
-            self.publish(&c, false, &ev.reason, action, ev.note.clone())
-                .await;
-        }
         if let Some(hs) = out.handler_status {
             st.handler_status = if hs.is_null() { None } else { Some(hs) };
         }
@@ -449,6 +445,11 @@ impl<H: Handler> Engine<H> {
                     requeue_after: None,
                 }));
             }
+        }
+        status::set_handler_conditions(&mut st, &out.conditions, generation, now);
+        for ev in &out.events {
+            self.publish(&c, ev.warning, &ev.reason, action, ev.message.clone())
+                .await;
         }
         let after_write = self.write(&c, st.clone(), now, None, action).await?;
         let requeue = requeue.map(|d| self.cap_by_deadline(&after_write, &st, now, d));

@@ -185,17 +185,28 @@ pub enum Outcome {
 pub struct HandlerOutcome {
     pub outcome: Outcome,
     pub handler_status: Option<serde_json::Value>,
-    /// Normal Events the engine publishes on the Component (something a user should know
-    /// that is neither a phase change nor a failure).
+    /// Conditions the handler owns (e.g. `Drifted`), written next to the engine's; a
+    /// condition not mentioned keeps its last value.
+    pub conditions: Vec<HandlerCondition>,
+    /// Events to publish on the Component.
     pub events: Vec<HandlerEvent>,
 }
 
-/// A Normal Event a handler asks the engine to publish.
+/// A condition set by the handler (`lastTransitionTime` moves only when `status` changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerCondition {
+    pub type_: String,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// An Event the handler asks the engine to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandlerEvent {
-    /// PascalCase reason, e.g. `ChartDiffersFromReference`.
+    pub warning: bool,
     pub reason: String,
-    pub note: String,
+    pub message: String,
 }
 
 impl HandlerOutcome {
@@ -204,6 +215,7 @@ impl HandlerOutcome {
         Self {
             outcome: Outcome::Done,
             handler_status: None,
+            conditions: Vec::new(),
             events: Vec::new(),
         }
     }
@@ -216,6 +228,7 @@ impl HandlerOutcome {
                 message: message.into(),
             },
             handler_status: None,
+            conditions: Vec::new(),
             events: Vec::new(),
         }
     }
@@ -228,22 +241,26 @@ impl HandlerOutcome {
                 message: message.into(),
             },
             handler_status: None,
+            conditions: Vec::new(),
             events: Vec::new(),
         }
+    }
+
+    /// Sets a handler-owned condition.
+    pub fn with_condition(mut self, condition: HandlerCondition) -> Self {
+        self.conditions.push(condition);
+        self
+    }
+
+    /// Adds an Event to publish.
+    pub fn with_event(mut self, event: HandlerEvent) -> Self {
+        self.events.push(event);
+        self
     }
 
     /// Sets the handler status to persist.
     pub fn with_status(mut self, handler_status: serde_json::Value) -> Self {
         self.handler_status = Some(handler_status);
-        self
-    }
-
-    /// Adds a Normal Event to publish.
-    pub fn with_event(mut self, reason: impl Into<String>, note: impl Into<String>) -> Self {
-        self.events.push(HandlerEvent {
-            reason: reason.into(),
-            note: note.into(),
-        });
         self
     }
 }

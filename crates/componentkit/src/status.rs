@@ -4,6 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{ComponentStatus, Condition, Phase};
+use crate::handler::HandlerCondition;
 use crate::names::{condition, reason};
 
 /// Sets the phase; `phaseStartedAt` restarts when the phase changes or `restart_timer`.
@@ -125,5 +126,74 @@ mod announce_tests {
         ] {
             assert_eq!(announces(&old, &new), want, "{old:?} -> {new:?}");
         }
+    }
+}
+
+/// Upserts the handler's own conditions; `lastTransitionTime` moves only when a condition's
+/// status changes, so an unchanged condition is no write.
+pub fn set_handler_conditions(
+    st: &mut ComponentStatus,
+    conditions: &[HandlerCondition],
+    generation: i64,
+    now: Timestamp,
+) {
+    for hc in conditions {
+        let status = if hc.status {
+            condition::TRUE
+        } else {
+            condition::FALSE
+        };
+        let old = st.conditions.iter().position(|c| c.type_ == hc.type_);
+        let last_transition_time = match old.map(|i| &st.conditions[i]) {
+            Some(o) if o.status == status => o.last_transition_time.clone(),
+            _ => Time(now),
+        };
+        let new = Condition {
+            type_: hc.type_.clone(),
+            status: status.to_string(),
+            reason: hc.reason.clone(),
+            message: hc.message.clone(),
+            last_transition_time,
+            observed_generation: Some(generation),
+        };
+        match old {
+            Some(i) => st.conditions[i] = new,
+            None => st.conditions.push(new),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handler_conditions_move_their_time_only_on_a_status_change() {
+        let drifted = |status: bool, message: &str| HandlerCondition {
+            type_: "Drifted".into(),
+            status,
+            reason: if status { "DriftDetected" } else { "NoDrift" }.into(),
+            message: message.into(),
+        };
+        let t0 = Timestamp::UNIX_EPOCH;
+        let t1 = t0 + std::time::Duration::from_secs(60);
+        let mut st = ComponentStatus::default();
+        set_handler_conditions(&mut st, &[drifted(false, "")], 1, t0);
+        set_handler_conditions(&mut st, &[drifted(false, "")], 1, t1);
+        assert_eq!(st.conditions.len(), 1);
+        assert_eq!(st.conditions[0].last_transition_time.0, t0, "unchanged");
+        set_handler_conditions(
+            &mut st,
+            &[drifted(true, "Deployment/a/web /spec/replicas")],
+            1,
+            t1,
+        );
+        assert_eq!(st.conditions.len(), 1);
+        assert_eq!(st.conditions[0].status, "True");
+        assert_eq!(st.conditions[0].last_transition_time.0, t1);
+        // The engine's conditions keep the handler's.
+        st.phase = Some(Phase::Ready);
+        update_conditions(&mut st, 1, t1, None);
+        assert!(st.conditions.iter().any(|c| c.type_ == "Drifted"));
     }
 }

@@ -81,6 +81,10 @@ const TABLE: &[(Event, [&str; 7])] = &[
         ["mark", "-", "-", "-", "apply*", "-", "-"],
     ),
     (
+        Event::RelatedChanged,
+        ["mark", "apply*", "apply", "apply", "apply*", "-", "-"],
+    ),
+    (
         Event::ApplyPending,
         ["mark", "apply*", "apply", "-", "-", "-", "-"],
     ),
@@ -341,6 +345,34 @@ fn classification_priorities() {
             ..claimed(Phase::Failed)
         }),
         Event::SlowRetryDue
+    );
+    // A related object changed: re-apply when deploying, ready or failed (the handler
+    // upgrades only when the desired state changed); a slow retry due comes first.
+    for phase in [Phase::Deploying, Phase::Ready, Phase::Failed] {
+        assert_eq!(
+            classify(&Facts {
+                related_changed: true,
+                apply_pending: true,
+                ..claimed(phase)
+            }),
+            Event::RelatedChanged,
+            "{phase:?}"
+        );
+    }
+    assert_eq!(
+        classify(&Facts {
+            related_changed: true,
+            slow_retry_due: true,
+            ..claimed(Phase::Failed)
+        }),
+        Event::SlowRetryDue
+    );
+    assert_eq!(
+        classify(&Facts {
+            related_changed: true,
+            ..claimed(Phase::Claimed)
+        }),
+        Event::Resync
     );
     // apply_pending only matters before/while deploying.
     assert_eq!(

@@ -5,6 +5,10 @@
 //! releaseNamespace: apps       # default: the Component's namespace
 //! manageNamespace: true        # default true
 //! values: { replicaCount: 2 }  # default {}
+//! valuesFrom:                  # default []; merged in order, then `values` on top
+//!   - { kind: Secret, name: app-secrets }                      # valuesKey: values.yaml
+//!   - { kind: ConfigMap, name: app-env, valuesKey: replicas, targetPath: replicaCount, optional: true }
+//! driftDetection: { mode: warn } # enabled | warn | disabled; see crate::drift
 //! source: { type: oci, chart: "oci://ghcr.io/acme/charts/app:1.2.3" }
 //! ```
 //!
@@ -14,10 +18,14 @@
 use std::fmt;
 
 use chart_source::SourceSpec;
-use chart_source::spec::{FLAT_SOURCE_FIELDS, closest, is_dns_label, kind_of, parse_source};
+use chart_source::spec::{
+    FLAT_SOURCE_FIELDS, closest, is_dns_label, is_dns_subdomain, kind_of, parse_source,
+};
 use serde_json::{Map, Value};
 
+use crate::drift::DriftDetection;
 use crate::error::Error;
+use crate::values::{TargetPath, ValuesKind};
 
 /// Helm's limit on release names.
 pub const MAX_RELEASE_NAME_LEN: usize = 53;
@@ -27,8 +35,24 @@ const HANDLER_FIELDS: &[&str] = &[
     "releaseNamespace",
     "manageNamespace",
     "values",
+    "valuesFrom",
+    "driftDetection",
     "source",
 ];
+
+const VALUES_REFERENCE_FIELDS: &[&str] = &[
+    "kind",
+    "name",
+    "namespace",
+    "valuesKey",
+    "targetPath",
+    "optional",
+];
+
+/// The key read when a `valuesFrom` entry names none (Flux's default).
+pub const DEFAULT_VALUES_KEY: &str = "values.yaml";
+/// Flux's bound on `valuesKey`.
+pub const MAX_VALUES_KEY_LEN: usize = 253;
 
 /// A Helm release name, valid by construction: a lowercase RFC 1123 subdomain
 /// (`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`) of at most 53 characters.
@@ -93,9 +117,157 @@ pub struct HelmConfig {
     pub release_namespace: String,
     /// Create the namespace on install, delete it on uninstall when empty. Default true.
     pub manage_namespace: bool,
-    /// Helm values (an object, possibly empty).
+    /// Helm values (an object, possibly empty); merged on top of `values_from`.
     pub values: Map<String, Value>,
+    /// Secrets and ConfigMaps of the Component's namespace to read values from, in order.
+    pub values_from: Vec<ValuesReference>,
+    /// Comparing the release's live objects with what it applied (default: warn).
+    pub drift_detection: DriftDetection,
     pub source: SourceSpec,
+}
+
+/// One `valuesFrom` entry, valid by construction: a Secret or ConfigMap of the Component's
+/// namespace (checked at parse time), the key to read, and where its content goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValuesReference {
+    pub kind: ValuesKind,
+    /// A DNS subdomain (the object's name).
+    pub name: String,
+    /// Default `values.yaml`; `[-._a-zA-Z0-9]+`.
+    pub values_key: String,
+    /// The key's content becomes this one value; without it, the content is a YAML
+    /// mapping deep-merged into the values.
+    pub target_path: Option<TargetPath>,
+    /// A missing object or key is skipped instead of failing.
+    pub optional: bool,
+}
+
+impl ValuesReference {
+    /// Parses `valuesFrom[index]`; a `namespace` other than `component_namespace` is refused.
+    fn parse(value: &Value, index: usize, component_namespace: &str) -> Result<Self, Error> {
+        let field = format!("valuesFrom[{index}]");
+        let Some(obj) = value.as_object() else {
+            return Err(Error::config(
+                field,
+                format!(
+                    "expected an object such as `{{kind: ConfigMap, name: app-values}}`, found {}",
+                    kind_of(value)
+                ),
+            ));
+        };
+        for key in obj.keys() {
+            if !VALUES_REFERENCE_FIELDS.contains(&key.as_str()) {
+                let hint = closest(key, VALUES_REFERENCE_FIELDS)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                return Err(Error::config(
+                    format!("{field}.{key}"),
+                    format!(
+                        "unknown field{hint}; expected `kind`, `name`, `valuesKey`, `targetPath`, `optional`"
+                    ),
+                ));
+            }
+        }
+        let string = |name: &str| -> Result<Option<&str>, Error> {
+            match obj.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(other) => Err(Error::config(
+                    format!("{field}.{name}"),
+                    format!("expected a string, found {}", kind_of(other)),
+                )),
+            }
+        };
+        let kind = match string("kind")? {
+            Some("Secret") => ValuesKind::Secret,
+            Some("ConfigMap") => ValuesKind::ConfigMap,
+            Some(other) => {
+                return Err(Error::config(
+                    format!("{field}.kind"),
+                    format!("{other:?} is not supported; expected `Secret` or `ConfigMap`"),
+                ));
+            }
+            None => {
+                return Err(Error::config(
+                    format!("{field}.kind"),
+                    "missing; expected `Secret` or `ConfigMap`",
+                ));
+            }
+        };
+        let name = match string("name")? {
+            Some(n) if is_dns_subdomain(n) => n.to_string(),
+            Some(n) => {
+                return Err(Error::config(
+                    format!("{field}.name"),
+                    format!(
+                        "{n:?} is not a valid {kind} name (lowercase letters, digits, `-` and `.`, at most 253 characters)"
+                    ),
+                ));
+            }
+            None => {
+                return Err(Error::config(
+                    format!("{field}.name"),
+                    format!(
+                        "missing; expected the name of a {kind} in namespace {component_namespace:?}"
+                    ),
+                ));
+            }
+        };
+        if let Some(ns) = string("namespace")?
+            && ns != component_namespace
+        {
+            return Err(Error::ValuesNamespaceNotAllowed {
+                field: format!("{field}.namespace"),
+                kind,
+                name,
+                namespace: ns.to_string(),
+                component_namespace: component_namespace.to_string(),
+            });
+        }
+        let values_key = match string("valuesKey")? {
+            None => DEFAULT_VALUES_KEY.to_string(),
+            Some(k)
+                if !k.is_empty()
+                    && k.len() <= MAX_VALUES_KEY_LEN
+                    && k.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) =>
+            {
+                k.to_string()
+            }
+            Some(k) => {
+                return Err(Error::config(
+                    format!("{field}.valuesKey"),
+                    format!(
+                        "{k:?} is not a valid {kind} key (letters, digits, `-`, `.` and `_`, at most {MAX_VALUES_KEY_LEN} characters)"
+                    ),
+                ));
+            }
+        };
+        let target_path = match string("targetPath")? {
+            None => None,
+            Some(p) => Some(
+                TargetPath::parse(p)
+                    .map_err(|m| Error::config(format!("{field}.targetPath"), m))?,
+            ),
+        };
+        let optional = match obj.get("optional") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(Error::config(
+                    format!("{field}.optional"),
+                    format!("expected true or false, found {}", kind_of(other)),
+                ));
+            }
+        };
+        Ok(ValuesReference {
+            kind,
+            name,
+            values_key,
+            target_path,
+            optional,
+        })
+    }
 }
 
 impl HelmConfig {
@@ -120,7 +292,7 @@ impl HelmConfig {
                 return Err(Error::config(
                     key.as_str(),
                     format!(
-                        "unknown field{hint}; expected `releaseName`, `releaseNamespace`, `manageNamespace`, `values`, `source` (or, in the flat forms, {})",
+                        "unknown field{hint}; expected `releaseName`, `releaseNamespace`, `manageNamespace`, `values`, `valuesFrom`, `driftDetection`, `source` (or, in the flat forms, {})",
                         FLAT_SOURCE_FIELDS
                             .iter()
                             .map(|f| format!("`{f}`"))
@@ -193,12 +365,33 @@ impl HelmConfig {
             }
         };
 
+        let values_from = match top.get("valuesFrom") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| ValuesReference::parse(item, i, component_namespace))
+                .collect::<Result<_, _>>()?,
+            Some(other) => {
+                return Err(Error::config(
+                    "valuesFrom",
+                    format!(
+                        "expected a list of `{{kind, name, valuesKey, targetPath, optional}}`, found {}",
+                        kind_of(other)
+                    ),
+                ));
+            }
+        };
+
+        let drift_detection = DriftDetection::parse(top.get("driftDetection"))?;
         let source = parse_source(config)?;
         Ok(HelmConfig {
             release_name,
             release_namespace,
             manage_namespace,
             values,
+            values_from,
+            drift_detection,
             source,
         })
     }

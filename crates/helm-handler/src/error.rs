@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use componentkit::handler::ErrorCategory;
 
+use crate::values::ValuesKind;
+
 /// Errors of helm-handler.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -53,6 +55,48 @@ pub enum Error {
         message: String,
     },
 
+    /// A `valuesFrom` entry naming a namespace other than the Component's. Rejected before
+    /// any lookup.
+    #[error(
+        "config: field `{field}`: {kind} `{namespace}/{name}` is not allowed: a Component may only use values from its own namespace ({component_namespace:?})"
+    )]
+    ValuesNamespaceNotAllowed {
+        field: String,
+        kind: ValuesKind,
+        name: String,
+        namespace: String,
+        component_namespace: String,
+    },
+
+    /// A non-optional `valuesFrom` source that does not exist, or lacks its key.
+    #[error("not-found: {kind} `{namespace}/{name}` (field `{field}`){}", match key {
+        Some(k) if keys.is_empty() => format!(" has no key `{k}` (it has no keys)"),
+        Some(k) => format!(" has no key `{k}` (keys: {})", Quoted(keys)),
+        None => " not found".to_string(),
+    })]
+    ValuesSourceNotFound {
+        field: String,
+        kind: ValuesKind,
+        namespace: String,
+        name: String,
+        /// The missing key, when the object exists.
+        key: Option<String>,
+        /// The keys it has (names only).
+        keys: Vec<String>,
+    },
+
+    /// A `valuesFrom` key whose content cannot be used. The message names the key and says
+    /// what is wrong, never the content.
+    #[error("config: key `{key}` of {kind} `{namespace}/{name}` (field `{field}`): {message}")]
+    ValuesSourceFormat {
+        field: String,
+        kind: ValuesKind,
+        namespace: String,
+        name: String,
+        key: String,
+        message: String,
+    },
+
     /// A call to the Kubernetes API failed.
     #[error("{}: {context}: {message}", category_label(*category))]
     Kube {
@@ -93,8 +137,12 @@ impl Error {
             Error::Config { .. }
             | Error::SecretNamespaceNotAllowed { .. }
             | Error::SecretFormat { .. }
+            | Error::ValuesNamespaceNotAllowed { .. }
+            | Error::ValuesSourceFormat { .. }
             | Error::Manifest { .. } => ErrorCategory::Config,
-            Error::SecretNotFound { .. } => ErrorCategory::NotFound,
+            Error::SecretNotFound { .. } | Error::ValuesSourceNotFound { .. } => {
+                ErrorCategory::NotFound
+            }
             Error::Kube { category, .. } => *category,
             Error::Io { .. } => ErrorCategory::Io,
             Error::Timeout(_) => ErrorCategory::Timeout,
@@ -204,6 +252,29 @@ mod tests {
                 searched: vec!["apps".into(), "deployment-system".into()],
             },
             Error::Timeout("x".into()),
+            Error::ValuesSourceNotFound {
+                field: "valuesFrom[0]".into(),
+                kind: ValuesKind::ConfigMap,
+                namespace: "apps".into(),
+                name: "env".into(),
+                key: None,
+                keys: vec![],
+            },
+            Error::ValuesSourceFormat {
+                field: "valuesFrom[0]".into(),
+                kind: ValuesKind::Secret,
+                namespace: "apps".into(),
+                name: "s".into(),
+                key: "values.yaml".into(),
+                message: "not valid YAML".into(),
+            },
+            Error::ValuesNamespaceNotAllowed {
+                field: "valuesFrom[0].namespace".into(),
+                kind: ValuesKind::Secret,
+                namespace: "other".into(),
+                name: "s".into(),
+                component_namespace: "apps".into(),
+            },
             Error::from(chart_source::Error::config("source.type", "unknown")),
         ];
         for e in errors {

@@ -1,9 +1,10 @@
 //! `HelmHandler`: componentkit's [`Handler`] for Helm releases.
 //!
-//! `apply`: parse `spec.config` ([`HelmConfig`]) → resolve the Secrets it references
+//! `apply`: parse `spec.config` ([`HelmConfig`]) → compose the values (`valuesFrom` Secrets
+//! and ConfigMaps, then `values`: [`crate::values_from`]) → resolve the credential Secrets
 //! ([`CredentialResolver`] over a [`SecretStore`]) → build the chart source
 //! ([`SourceRegistry`]) → `locate()` the chart into the cache → compare the desired state
-//! (chart digest, values hash, release name and namespace) with the persisted
+//! (chart digest, hash of the composed values, release name and namespace) with the persisted
 //! [`HandlerStatus`] → `helm upgrade --install` only when it changed (or the release is
 //! missing or not `deployed`). An existing release of the same name is taken over.
 //!
@@ -15,6 +16,7 @@
 //! ([`ReleaseEngine`], [`ReadinessProbe`], [`Namespaces`]) so the protocol can be tested
 //! with fakes; production uses the helm CLI engine and kube-rs (see [`namespaces`] and [`readiness`]).
 
+pub mod drift_probe;
 pub mod namespaces;
 pub mod readiness;
 pub mod secret_index;
@@ -29,11 +31,14 @@ use componentkit::handler::{ErrorCategory, Handler, HandlerContext, HandlerOutco
 use serde_json::{Map, Value};
 
 use crate::config::HelmConfig;
+use crate::config_maps::ConfigMapStore;
 use crate::credentials::{CredentialResolver, SecretStore};
+use crate::drift::{DriftAction, DriftDetection, DriftMode, ObjectDrift, plan, summary};
 use crate::helm::{
     HelmError, Release, ReleaseEngine, ReleaseInfo, ReleaseStatus, UninstallOutcome, UpgradeOptions,
 };
 use crate::metrics::{Metrics, Operation, ReconcileResult, ReleaseOperation};
+use crate::values_from::{self, ValuesObjects};
 
 pub use self::secret_index::{ObjectKey, SecretIndex};
 pub use self::status::{ChartStatus, DesiredState, HandlerStatus, values_hash};
@@ -46,6 +51,8 @@ pub const DEFAULT_STALE_PENDING_AFTER: Duration = Duration::from_secs(6 * 60);
 /// Event reason when the located chart's `Chart.yaml` names another chart or version than
 /// the reference (a mirror, a short tag); the chart is deployed as helm deploys it.
 pub const REASON_CHART_DIFFERS: &str = "ChartDiffersFromReference";
+/// The condition drift detection reports (`True` while objects differ from the release).
+pub const DRIFTED_CONDITION: &str = "Drifted";
 /// Requeue after an install/upgrade was started.
 pub const REQUEUE_AFTER_DEPLOY: Duration = Duration::from_secs(2);
 /// Requeue while the release's objects are progressing.
@@ -114,6 +121,32 @@ pub trait ReadinessProbe: Send + Sync + 'static {
     async fn assess(&self, namespace: &str, manifest: &str) -> Result<Readiness, Failure>;
 }
 
+/// The result of one drift check.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DriftCheck {
+    pub drifts: Vec<ObjectDrift>,
+    /// API requests the check made (for the log).
+    pub requests: usize,
+}
+
+/// Compares a release's live objects with what its manifest applies, and corrects them.
+#[async_trait]
+pub trait DriftProbe: Send + Sync + 'static {
+    async fn check(
+        &self,
+        release: &Release,
+        manifest: &str,
+        config: &DriftDetection,
+    ) -> Result<DriftCheck, Failure>;
+    /// Re-applies the drifted objects of the manifest (no helm revision).
+    async fn correct(
+        &self,
+        release: &Release,
+        manifest: &str,
+        drifts: &[ObjectDrift],
+    ) -> Result<(), Failure>;
+}
+
 /// What is left in a namespace, as far as deleting it is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NamespaceContents {
@@ -141,12 +174,15 @@ pub trait Namespaces: Send + Sync + 'static {
 pub struct HelmHandlerParts {
     pub engine: Arc<dyn ReleaseEngine>,
     pub readiness: Arc<dyn ReadinessProbe>,
+    pub drift: Arc<dyn DriftProbe>,
     pub namespaces: Arc<dyn Namespaces>,
     pub secrets: Arc<dyn SecretStore>,
+    /// ConfigMaps of `valuesFrom`.
+    pub config_maps: Arc<dyn ConfigMapStore>,
     pub resolver: CredentialResolver,
     pub sources: Arc<SourceRegistry>,
     pub metrics: Arc<Metrics>,
-    /// Component → referenced Secrets; shared with the Secret watch mapping.
+    /// Component → referenced Secrets and ConfigMaps; shared with the watch mappings.
     pub secret_index: Arc<SecretIndex>,
 }
 
@@ -158,8 +194,10 @@ pub struct HelmHandler {
     stale_pending_after: Duration,
     engine: Arc<dyn ReleaseEngine>,
     readiness: Arc<dyn ReadinessProbe>,
+    drift: Arc<dyn DriftProbe>,
     namespaces: Arc<dyn Namespaces>,
     secrets: Arc<dyn SecretStore>,
+    config_maps: Arc<dyn ConfigMapStore>,
     resolver: CredentialResolver,
     sources: Arc<SourceRegistry>,
     metrics: Arc<Metrics>,
@@ -188,8 +226,10 @@ impl HelmHandler {
             stale_pending_after: DEFAULT_STALE_PENDING_AFTER,
             engine: parts.engine,
             readiness: parts.readiness,
+            drift: parts.drift,
             namespaces: parts.namespaces,
             secrets: parts.secrets,
+            config_maps: parts.config_maps,
             resolver: parts.resolver,
             sources: parts.sources,
             metrics: parts.metrics,
@@ -213,10 +253,11 @@ impl HelmHandler {
         let empty = Value::Object(Map::new());
         let raw = cx.config().unwrap_or(&empty);
         let config = HelmConfig::parse(raw, cx.namespace())?;
+        let objects = referenced_objects(&self.resolver, cx.namespace(), &config);
         self.secret_index.set(
             ObjectKey::new(cx.namespace(), cx.name()),
-            self.resolver
-                .referenced_secrets(cx.namespace(), &config.source),
+            objects.secrets,
+            objects.config_maps,
         );
         Ok(config)
     }
@@ -283,10 +324,18 @@ impl HelmHandler {
 
     async fn apply_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
         let config = self.parse_config(cx)?;
+        // Before the chart: a missing values source fails fast, without network.
+        let values = values_from::resolve(
+            self.secrets.as_ref(),
+            self.config_maps.as_ref(),
+            cx.namespace(),
+            &config,
+        )
+        .await?;
         let located = self.locate(cx, &config).await?;
         let release_name = config.release_name.to_string();
         let namespace = config.release_namespace.clone();
-        let hash = values_hash(&config.values);
+        let hash = values.hash();
         let digest = located.digest.to_string();
         let desired = DesiredState {
             release_name: &release_name,
@@ -345,7 +394,9 @@ impl HelmHandler {
             && cur.status == ReleaseStatus::Deployed
         {
             tracing::debug!(release = %release_name, revision = cur.revision, "desired state unchanged; no upgrade");
-            return self.observe_release(&release).await;
+            return self
+                .observe_release(cx, &release, Some(&config.drift_detection))
+                .await;
         }
         // Never take over a release another Component deployed: two Components would fight.
         let this = format!("{}/{}", cx.namespace(), cx.name());
@@ -399,7 +450,7 @@ impl HelmHandler {
         };
         let result = self
             .engine
-            .upgrade_install(&release, &located.path, &config.values, &options)
+            .upgrade_install(&release, &located.path, values.as_map(), &options)
             .await;
         self.metrics.observe_release(operation, result.is_ok());
         let info = match result {
@@ -435,13 +486,14 @@ impl HelmHandler {
         )
         .with_status(status.to_value());
         Ok(match &located.differs_from_reference {
-            Some(mismatch) => outcome.with_event(
-                REASON_CHART_DIFFERS,
-                format!(
+            Some(mismatch) => outcome.with_event(componentkit::handler::HandlerEvent {
+                warning: false,
+                reason: REASON_CHART_DIFFERS.into(),
+                message: format!(
                     "{mismatch} (deployed as helm deploys it; source {})",
                     config.source.describe()
                 ),
-            ),
+            }),
             None => outcome,
         })
     }
@@ -492,8 +544,14 @@ impl HelmHandler {
         }
     }
 
-    /// `helm status` + readiness of the release's objects.
-    async fn observe_release(&self, release: &Release) -> Step<HandlerOutcome> {
+    /// `helm status` + readiness of the release's objects; once ready, drift detection
+    /// (unless `disabled`).
+    async fn observe_release(
+        &self,
+        cx: &HandlerContext,
+        release: &Release,
+        drift: Option<&DriftDetection>,
+    ) -> Step<HandlerOutcome> {
         let (name, namespace) = (&release.name, &release.namespace);
         let Some(info) = self.engine.status(release).await? else {
             return Err(Failure::new(
@@ -528,9 +586,35 @@ impl HelmHandler {
         } else {
             info.manifest.clone()
         };
+        // `enabled` corrects before readiness is judged: a deleted object would otherwise
+        // keep the release progressing, and only Ready releases are checked periodically.
+        let corrected = match drift {
+            Some(d) if d.mode == DriftMode::Enabled => {
+                self.drift_or_log(cx, release, &manifest, d).await
+            }
+            _ => None,
+        };
+        let progressing = |requeue: Duration, message: String| {
+            let outcome = HandlerOutcome::in_progress(requeue, message);
+            match &corrected {
+                Some(c) => HandlerOutcome {
+                    conditions: c.conditions.clone(),
+                    events: c.events.clone(),
+                    ..outcome
+                },
+                None => outcome,
+            }
+        };
         match self.readiness.assess(namespace, &manifest).await? {
-            Readiness::Ready => Ok(HandlerOutcome::done()),
-            Readiness::Progressing(reason) => Ok(HandlerOutcome::in_progress(
+            Readiness::Ready => match (corrected, drift) {
+                (Some(outcome), _) => Ok(outcome),
+                (None, Some(d)) if d.mode != DriftMode::Disabled => Ok(self
+                    .drift_or_log(cx, release, &manifest, d)
+                    .await
+                    .unwrap_or_else(HandlerOutcome::done)),
+                _ => Ok(HandlerOutcome::done()),
+            },
+            Readiness::Progressing(reason) => Ok(progressing(
                 REQUEUE_PROGRESSING,
                 format!(
                     "release {namespace}/{name} revision {}: {reason}",
@@ -539,7 +623,7 @@ impl HelmHandler {
             )),
             // Not final: a crash-looping Pod may recover (a dependency comes up). The
             // deployment timeout turns a lasting failure into `Failed`, with this message.
-            Readiness::Failed(reason) => Ok(HandlerOutcome::in_progress(
+            Readiness::Failed(reason) => Ok(progressing(
                 REQUEUE_FAILING,
                 format!(
                     "release {namespace}/{name} revision {} is failing: {reason}",
@@ -549,6 +633,93 @@ impl HelmHandler {
         }
     }
 
+    /// [`Self::check_drift`]; a failure of the check (the API unreachable, a permission
+    /// missing) is logged and retried at the next check, never a failure of the Component.
+    async fn drift_or_log(
+        &self,
+        cx: &HandlerContext,
+        release: &Release,
+        manifest: &str,
+        config: &DriftDetection,
+    ) -> Option<HandlerOutcome> {
+        match self.check_drift(cx, release, manifest, config).await {
+            Ok(outcome) => Some(outcome),
+            Err(f) => {
+                tracing::warn!(release = %release, category = %f.category, "drift check failed: {}", f.message);
+                None
+            }
+        }
+    }
+
+    /// Compares the release's live objects with its manifest; reports (a `Drifted`
+    /// condition, an Event when the drift is new) and, with `enabled`, re-applies the
+    /// drifted objects. Nothing drifted and nothing reported before: no write at all.
+    async fn check_drift(
+        &self,
+        cx: &HandlerContext,
+        release: &Release,
+        manifest: &str,
+        config: &DriftDetection,
+    ) -> Step<HandlerOutcome> {
+        let check = self.drift.check(release, manifest, config).await?;
+        let action = plan(config.mode, !check.drifts.is_empty());
+        let text = summary(&check.drifts);
+        tracing::debug!(
+            requests = check.requests,
+            objects = check.drifts.len(),
+            mode = config.mode.as_str(),
+            "drift checked"
+        );
+        let previous = cx
+            .component
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == DRIFTED_CONDITION))
+            .map(|c| c.message.clone());
+        let condition =
+            |status: bool, reason: &str, message: String| componentkit::handler::HandlerCondition {
+                type_: DRIFTED_CONDITION.into(),
+                status,
+                reason: reason.into(),
+                message,
+            };
+        let event =
+            |warning: bool, reason: &str, message: String| componentkit::handler::HandlerEvent {
+                warning,
+                reason: reason.into(),
+                message,
+            };
+        Ok(match action {
+            DriftAction::Nothing => {
+                let outcome = HandlerOutcome::done();
+                if previous.is_some_and(|m| m.is_empty()) {
+                    outcome
+                } else {
+                    outcome.with_condition(condition(false, "NoDrift", String::new()))
+                }
+            }
+            DriftAction::Report => {
+                let message = format!("drift detected (mode warn, not corrected): {text}");
+                tracing::warn!(release = %release, "{message}");
+                let outcome = HandlerOutcome::done();
+                let outcome = if previous.as_deref() == Some(message.as_str()) {
+                    outcome
+                } else {
+                    outcome.with_event(event(true, "DriftDetected", message.clone()))
+                };
+                outcome.with_condition(condition(true, "DriftDetected", message))
+            }
+            DriftAction::Correct => {
+                self.drift.correct(release, manifest, &check.drifts).await?;
+                let message = format!("drift corrected (re-applied, no new revision): {text}");
+                tracing::info!("{message}");
+                HandlerOutcome::done()
+                    .with_event(event(true, "DriftCorrected", message.clone()))
+                    .with_condition(condition(false, "DriftCorrected", message))
+            }
+        })
+    }
+
     async fn check_applied_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
         let Some(target) = self.target(cx) else {
             // Neither a status nor a valid config: report the config error.
@@ -556,8 +727,13 @@ impl HelmHandler {
                 Failure::new(ErrorCategory::Internal, "no release to observe")
             }));
         };
-        self.observe_release(&Release::new(&target.name, &target.namespace))
-            .await
+        let config = self.parse_config(cx).ok();
+        self.observe_release(
+            cx,
+            &Release::new(&target.name, &target.namespace),
+            config.as_ref().map(|c| &c.drift_detection),
+        )
+        .await
     }
 
     async fn delete_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
@@ -702,6 +878,36 @@ impl HelmHandler {
         let _entered = span.enter();
         self.record(operation, &outcome, started);
         outcome
+    }
+}
+
+/// Every Secret and ConfigMap a configuration reads: the credential Secrets (each candidate
+/// namespace) and the `valuesFrom` sources. For the watches that re-reconcile a Component
+/// when one of them changes.
+pub fn referenced_objects(
+    resolver: &CredentialResolver,
+    namespace: &str,
+    config: &HelmConfig,
+) -> ValuesObjects {
+    let mut objects = values_from::referenced_objects(namespace, &config.values_from);
+    for secret in resolver.referenced_secrets(namespace, &config.source) {
+        if !objects.secrets.contains(&secret) {
+            objects.secrets.push(secret);
+        }
+    }
+    objects
+}
+
+/// Drift detection off everywhere (tests, tools that never look).
+pub struct NoDrift;
+
+#[async_trait]
+impl DriftProbe for NoDrift {
+    async fn check(&self, _: &Release, _: &str, _: &DriftDetection) -> Result<DriftCheck, Failure> {
+        Ok(DriftCheck::default())
+    }
+    async fn correct(&self, _: &Release, _: &str, _: &[ObjectDrift]) -> Result<(), Failure> {
+        Ok(())
     }
 }
 

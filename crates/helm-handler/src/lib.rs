@@ -10,10 +10,14 @@
 
 pub mod cli;
 pub mod config;
+pub mod config_maps;
 pub mod credentials;
+pub mod drift;
 pub mod error;
 pub mod handler;
 pub mod helm;
 pub mod manifests;
 pub mod metrics;
 pub mod readiness;
+pub mod values;
+pub mod values_from;

@@ -1,7 +1,8 @@
-//! Reading multi-document Kubernetes YAML files (Components and Secrets) for the offline
-//! commands (`check`, `pull`, `template`).
+//! Reading multi-document Kubernetes YAML files (Components, Secrets and ConfigMaps) for the
+//! offline commands (`check`, `pull`, `template`).
 //!
-//! Components (`deployment-orchestrator.io/v1alpha1`, kind `Component`) and Secrets are kept;
+//! Components (`deployment-orchestrator.io/v1alpha1`, kind `Component`), Secrets and
+//! ConfigMaps (sources of `valuesFrom`) are kept;
 //! every other kind is ignored, and `kind: List` is unpacked. A document without
 //! `metadata.namespace` is in `default`, as `kubectl apply` would put it. Malformed YAML is
 //! an error naming the file and the line.
@@ -10,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use componentkit::crd::Component;
 use componentkit::names;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde_json::Value;
 
+use crate::config_maps::FileConfigMapStore;
 use crate::credentials::FileSecretStore;
 use crate::error::Error;
 
@@ -27,7 +29,7 @@ pub struct Origin {
     pub line: usize,
 }
 
-/// The Components and Secrets of a set of YAML files.
+/// The Components, Secrets and ConfigMaps of a set of YAML files.
 #[derive(Debug, Default)]
 pub struct Manifests {
     /// In file order. `metadata.namespace` is always set.
@@ -35,6 +37,7 @@ pub struct Manifests {
     /// Parallel to `components`.
     pub origins: Vec<Origin>,
     pub secrets: FileSecretStore,
+    pub config_maps: FileConfigMapStore,
 }
 
 impl Manifests {
@@ -139,6 +142,25 @@ impl Manifests {
                     ))
                 })?;
                 self.secrets.insert_secret(&secret, DEFAULT_NAMESPACE);
+                Ok(())
+            }
+            ("v1", "ConfigMap") => {
+                let config_map: ConfigMap = serde_json::from_value(value).map_err(|e| {
+                    err(format!(
+                        "invalid ConfigMap (`data` values must be strings): {e}"
+                    ))
+                })?;
+                // Without a name it cannot be referenced (and kubectl would refuse it).
+                if config_map
+                    .metadata
+                    .name
+                    .as_deref()
+                    .is_none_or(str::is_empty)
+                {
+                    return Ok(());
+                }
+                self.config_maps
+                    .insert_config_map(&config_map, DEFAULT_NAMESPACE);
                 Ok(())
             }
             _ if api_version.is_empty() || kind.is_empty() => Err(err(

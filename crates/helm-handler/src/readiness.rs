@@ -34,8 +34,8 @@ pub mod fetch;
 mod kinds;
 pub mod manifest;
 
-pub use fetch::{FetchError, Observed, check_release, fetch_objects};
-pub use manifest::{ManifestError, ObjectRef, parse_manifest};
+pub use fetch::{ApiResolver, FetchError, Observed, check_release, fetch_objects};
+pub use manifest::{ManifestError, ObjectRef, manifest_objects, parse_manifest};
 
 /// How many object reasons an aggregated verdict lists before "and N more".
 pub const MAX_REASONS: usize = 3;

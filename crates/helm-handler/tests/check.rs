@@ -550,3 +550,47 @@ fn alias_bomb_in_a_component_file_is_refused_within_bounded_memory() {
         "names the file: {stderr}"
     );
 }
+
+#[test]
+fn values_from_sources_in_the_files_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yaml");
+    let component = |name: &str, values_from: &str| {
+        format!(
+            "---\napiVersion: deployment-orchestrator.io/v1alpha1\nkind: Component\nmetadata: {{name: {name}, namespace: apps}}\nspec:\n  handler: helm\n  config:\n    releaseName: {name}\n    valuesFrom: {values_from}\n    source: {{type: oci, chart: \"oci://r.example/c/web:1.0.0\"}}\n"
+        )
+    };
+    let text = [
+        component("good", "[{kind: ConfigMap, name: env, valuesKey: replicas, targetPath: replicaCount}]"),
+        component("broken", "[{kind: ConfigMap, name: env}]"),
+        component("elsewhere", "[{kind: Secret, name: in-the-cluster}]"),
+        component("foreign", "[{kind: Secret, name: s, namespace: team-b}]"),
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: env, namespace: apps}\ndata:\n  replicas: \"3\"\n  values.yaml: \"a: [b\"\n".to_string(),
+    ]
+    .concat();
+    std::fs::write(&file, text).unwrap();
+    let run = check(&["--verbose"], &[file]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let got = lines(&run.stdout);
+    assert_eq!(got["apps/good"], "ok");
+    assert!(
+        got["apps/broken"].starts_with(
+            "config: key `values.yaml` of ConfigMap `apps/env` (field `valuesFrom[0]`): not valid YAML"
+        ),
+        "{}",
+        got["apps/broken"]
+    );
+    assert_eq!(got["apps/elsewhere"], "ok");
+    assert!(
+        run.stderr.contains("note apps/elsewhere: Secret `in-the-cluster` (field `valuesFrom[0]`) is not in the files"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        got["apps/foreign"].starts_with(
+            "config: field `valuesFrom[0].namespace`: Secret `team-b/s` is not allowed"
+        ),
+        "{}",
+        got["apps/foreign"]
+    );
+}

@@ -300,3 +300,110 @@ fn rejects_a_config_that_is_not_an_object() {
     assert!(matches!(err, Error::Config { .. }), "{err:?}");
     assert!(err.to_string().contains("releaseName"), "{err}");
 }
+
+fn with_values_from(entries: Value) -> Value {
+    json!({
+        "releaseName": "web",
+        "valuesFrom": entries,
+        "source": {"type": "oci", "chart": "oci://r.example/charts/web:1.0.0"}
+    })
+}
+
+#[test]
+fn values_from_parses_with_flux_defaults() {
+    use helm_handler::values::{Segment, ValuesKind};
+    let c = parse(with_values_from(json!([
+        {"kind": "Secret", "name": "app-secrets"},
+        {"kind": "ConfigMap", "name": "app-env", "valuesKey": "replicas",
+         "targetPath": "replicaCount", "optional": true, "namespace": "apps"},
+    ])));
+    assert_eq!(c.values_from.len(), 2);
+    let s = &c.values_from[0];
+    assert_eq!(s.kind, ValuesKind::Secret);
+    assert_eq!(s.name, "app-secrets");
+    assert_eq!(s.values_key, "values.yaml");
+    assert!(s.target_path.is_none());
+    assert!(!s.optional);
+    let m = &c.values_from[1];
+    assert_eq!(m.kind, ValuesKind::ConfigMap);
+    assert_eq!(m.values_key, "replicas");
+    assert_eq!(
+        m.target_path.as_ref().unwrap().segments(),
+        &[Segment::Key("replicaCount".into())]
+    );
+    assert!(m.optional);
+    assert!(parse(with_values_from(Value::Null)).values_from.is_empty());
+}
+
+#[test]
+fn values_from_rejections_name_the_field() {
+    let table: &[(Value, &str, &[&str])] = &[
+        (
+            json!({"kind": "Secret"}),
+            "valuesFrom",
+            &["expected a list"],
+        ),
+        (json!(["x"]), "valuesFrom[0]", &["expected an object"]),
+        (
+            json!([{"name": "a"}]),
+            "valuesFrom[0].kind",
+            &["missing", "`Secret` or `ConfigMap`"],
+        ),
+        (
+            json!([{"kind": "secret", "name": "a"}]),
+            "valuesFrom[0].kind",
+            &["\"secret\" is not supported"],
+        ),
+        (
+            json!([{"kind": "Secret"}]),
+            "valuesFrom[0].name",
+            &["missing"],
+        ),
+        (
+            json!([{"kind": "Secret", "name": "Bad_Name"}]),
+            "valuesFrom[0].name",
+            &["not a valid Secret name"],
+        ),
+        (
+            json!([{"kind": "ConfigMap", "name": "a", "valuesKey": "a/b"}]),
+            "valuesFrom[0].valuesKey",
+            &["not a valid ConfigMap key"],
+        ),
+        (
+            json!([{"kind": "ConfigMap", "name": "a"}, {"kind": "ConfigMap", "name": "b", "targetPath": "a..b"}]),
+            "valuesFrom[1].targetPath",
+            &["empty key"],
+        ),
+        (
+            json!([{"kind": "ConfigMap", "name": "a", "optional": "yes"}]),
+            "valuesFrom[0].optional",
+            &["expected true or false"],
+        ),
+        (
+            json!([{"kind": "ConfigMap", "name": "a", "valueKey": "x"}]),
+            "valuesFrom[0].valueKey",
+            &["unknown field", "did you mean `valuesKey`?"],
+        ),
+    ];
+    for (entries, field, needles) in table {
+        rejects(with_values_from(entries.clone()), field, needles);
+    }
+}
+
+#[test]
+fn values_from_another_namespace_is_refused_like_credentials() {
+    let err = HelmConfig::parse(
+        &with_values_from(json!([{"kind": "Secret", "name": "db", "namespace": "team-b"}])),
+        "apps",
+    )
+    .unwrap_err();
+    assert_eq!(err.category(), ErrorCategory::Config);
+    assert!(
+        matches!(err, Error::ValuesNamespaceNotAllowed { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "config: field `valuesFrom[0].namespace`: Secret `team-b/db` is not allowed: a Component may only use values from its own namespace (\"apps\")"
+    );
+}

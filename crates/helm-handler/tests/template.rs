@@ -268,3 +268,48 @@ fn component_values_read_as_helm_reads_a_values_file() {
         rendered(&ours)
     );
 }
+
+#[test]
+fn values_from_secrets_and_config_maps_in_the_files_render_as_in_the_cluster() {
+    if !available() {
+        return;
+    }
+    let s = setup(RegistryMode::Anonymous);
+    let web = s.registry.oci_ref("charts/web", "1.0.0");
+    let file = s.dir.join("components.yaml");
+    let component = |name: &str, values_from: &str| {
+        format!(
+            "---\napiVersion: deployment-orchestrator.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  namespace: apps\nspec:\n  handler: helm\n  config:\n    releaseName: {name}\n    values:\n      replicaCount: 1\n    valuesFrom: {values_from}\n    source:\n      type: oci\n      chart: {web}\n      plainHTTP: true\n"
+        )
+    };
+    let text = [
+        component(
+            "merged",
+            "[{kind: Secret, name: web-values}, {kind: ConfigMap, name: web-env, valuesKey: message, targetPath: message}]",
+        ),
+        component("missing", "[{kind: ConfigMap, name: nowhere}]"),
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {name: web-values, namespace: apps}\nstringData:\n  values.yaml: |\n    message: from the secret\n    replicaCount: 4\n".to_string(),
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-env, namespace: apps}\ndata:\n  message: from the configmap\n".to_string(),
+    ]
+    .concat();
+    std::fs::write(&file, text).unwrap();
+    let out = template(&[&file], &s.dir.join("cache"), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    // The ConfigMap's targetPath wins over the Secret's document; `values` (replicaCount: 1)
+    // wins over both.
+    assert!(
+        stdout.contains("message: \"from the configmap\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("replicas: 1"), "{stdout}");
+    assert_eq!(
+        stderr.trim(),
+        "apps/missing error: not-found: ConfigMap `apps/nowhere` (field `valuesFrom[0]`) not found"
+    );
+}

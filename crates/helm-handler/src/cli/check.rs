@@ -2,8 +2,9 @@
 //! configuration of every helm Component in the files, offline.
 //!
 //! One line per helm Component on stdout: `ok NS/NAME` or `error NS/NAME: CATEGORY: MESSAGE`.
-//! Secrets referenced by a Component are resolved when they are in the files (same resolver
-//! as the controller); a reference to a forbidden namespace is an error either way.
+//! Secrets referenced by a Component, and the Secrets and ConfigMaps of its `valuesFrom`, are
+//! read when they are in the files (same code as the controller); a reference to a forbidden
+//! namespace is an error either way.
 //!
 //! Exit codes: 0 all valid, 1 at least one invalid Component, 2 a file could not be read or
 //! is not valid YAML (or bad arguments).
@@ -15,9 +16,11 @@ use chart_source::SourceSpec;
 use componentkit::crd::Component;
 
 use crate::config::HelmConfig;
+use crate::config_maps::FileConfigMapStore;
 use crate::credentials::{CredentialResolver, FileSecretStore};
 use crate::error::Error;
 use crate::manifests::{DEFAULT_NAMESPACE, Manifests};
+use crate::values::ValuesKind;
 
 /// Exit code when every helm Component is valid.
 pub const EXIT_OK: u8 = 0;
@@ -52,6 +55,8 @@ pub struct Verdict {
     pub result: Result<(), Error>,
     /// Secrets referenced but not in the files (not checked).
     pub unchecked_secrets: Vec<String>,
+    /// `valuesFrom` sources not in the files (not checked).
+    pub unchecked_values: Vec<String>,
 }
 
 impl Verdict {
@@ -95,7 +100,12 @@ pub fn main(args: CheckArgs) -> ExitCode {
     let mut total = 0usize;
     for (component, _) in manifests.helm_components() {
         total += 1;
-        let verdict = runtime.block_on(check_component(&resolver, &manifests.secrets, component));
+        let verdict = runtime.block_on(check_component(
+            &resolver,
+            &manifests.secrets,
+            &manifests.config_maps,
+            component,
+        ));
         if verdict.result.is_err() {
             invalid += 1;
         }
@@ -104,6 +114,12 @@ pub fn main(args: CheckArgs) -> ExitCode {
             for s in &verdict.unchecked_secrets {
                 eprintln!(
                     "note {}/{}: Secret {s} is not in the files; its contents were not checked",
+                    verdict.namespace, verdict.name
+                );
+            }
+            for s in &verdict.unchecked_values {
+                eprintln!(
+                    "note {}/{}: {s} is not in the files; its contents were not checked",
                     verdict.namespace, verdict.name
                 );
             }
@@ -130,10 +146,12 @@ fn key(c: &Component) -> String {
 }
 
 /// Validates one Component: its configuration, the namespace rule of its Secret
-/// references, and the contents of the referenced Secrets that are in the files.
+/// references, the contents of the referenced Secrets that are in the files, and its
+/// `valuesFrom` with the sources that are in the files.
 pub async fn check_component(
     resolver: &CredentialResolver,
     secrets: &FileSecretStore,
+    config_maps: &FileConfigMapStore,
     component: &Component,
 ) -> Verdict {
     let namespace = component
@@ -143,10 +161,28 @@ pub async fn check_component(
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
     let name = component.metadata.name.clone().unwrap_or_default();
     let mut unchecked_secrets = Vec::new();
+    let mut unchecked_values = Vec::new();
     let result = async {
         let null = serde_json::Value::Null;
-        let config =
+        let mut config =
             HelmConfig::parse(component.spec.config.as_ref().unwrap_or(&null), &namespace)?;
+        // Values: read what the files hold, as the controller would; note the rest.
+        let mut index = 0usize;
+        config.values_from.retain(|r| {
+            let present = match r.kind {
+                ValuesKind::Secret => secrets.contains(&namespace, &r.name),
+                ValuesKind::ConfigMap => config_maps.contains(&namespace, &r.name),
+            };
+            if !present {
+                unchecked_values.push(format!(
+                    "{} `{}` (field `valuesFrom[{index}]`)",
+                    r.kind, r.name
+                ));
+            }
+            index += 1;
+            present
+        });
+        crate::values_from::resolve(secrets, config_maps, &namespace, &config).await?;
         resolver.check_namespaces(&namespace, &config.source)?;
         let mut spec = config.source.clone();
         // Resolve only what the files hold: a Secret that is elsewhere (in the cluster) is
@@ -173,6 +209,7 @@ pub async fn check_component(
         name,
         result,
         unchecked_secrets,
+        unchecked_values,
     }
 }
 

@@ -1,7 +1,9 @@
 //! `helm-handler pull -f FILE [-f FILE…] [--cache-dir DIR] [--system-namespace NS] [-o json]`:
 //! locates the chart of every helm Component in the files into the cache, through the same
-//! code path as the controller (config parsing, the credential resolver over the Secrets in
-//! the files, the source registry, the cache, the archive checks).
+//! code path as the controller (config parsing, `valuesFrom` read from the Secrets and
+//! ConfigMaps in the files, the credential resolver over the Secrets in the files, the
+//! source registry, the cache, the archive checks). A Component the controller would fail
+//! (a missing values source) fails here the same way.
 //!
 //! Output, one line per helm Component, in file order:
 //! - `-o json`: `{"component":"NS/NAME","source":"…","chart":"…","version":"…","digest":"sha256:…","path":"…","cacheHit":true}`,
@@ -20,6 +22,7 @@ use componentkit::crd::Component;
 
 use crate::cli::offline::{EXIT_FAILED, EXIT_OK, Offline, OfflineArgs};
 use crate::config::HelmConfig;
+use crate::config_maps::FileConfigMapStore;
 use crate::credentials::{CredentialResolver, FileSecretStore};
 use crate::error::{Error, category_label};
 use crate::manifests::DEFAULT_NAMESPACE;
@@ -158,11 +161,15 @@ pub fn main(args: PullArgs) -> ExitCode {
     if components.is_empty() {
         eprintln!("no helm Components found in the files");
     }
-    let results = runtime.block_on(futures::future::join_all(
-        components
-            .iter()
-            .map(|c| pull_component(&sources, &resolver, &manifests.secrets, c)),
-    ));
+    let results = runtime.block_on(futures::future::join_all(components.iter().map(|c| {
+        pull_component(
+            &sources,
+            &resolver,
+            &manifests.secrets,
+            &manifests.config_maps,
+            c,
+        )
+    })));
     let mut failed = 0usize;
     for r in &results {
         failed += usize::from(r.result.is_err());
@@ -183,11 +190,21 @@ pub async fn pull_component(
     sources: &SourceRegistry,
     resolver: &CredentialResolver,
     secrets: &FileSecretStore,
+    config_maps: &FileConfigMapStore,
     component: &Component,
 ) -> PullResult {
     let (key, namespace, config) = component_config(component);
     let spec = match config {
-        Ok(c) => c.source,
+        Ok(c) => {
+            if let Err(e) = crate::values_from::resolve(secrets, config_maps, namespace, &c).await {
+                return PullResult {
+                    component: key,
+                    source: Some(c.source.describe()),
+                    result: Err(e),
+                };
+            }
+            c.source
+        }
         Err(e) => {
             return PullResult {
                 component: key,

@@ -25,17 +25,20 @@ use chart_source::registry::{SourceContext, SourceRegistry};
 use componentkit::controller::{ControllerOptions, RelatedWatch};
 use componentkit::crd::Component;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
 use crate::config::HelmConfig;
+use crate::config_maps::KubeConfigMapStore;
 use crate::credentials::{CredentialResolver, KubeSecretStore};
+use crate::handler::drift_probe::KubeDrift;
 use crate::handler::namespaces::KubeNamespaces;
 use crate::handler::readiness::KubeReadiness;
-use crate::handler::{HelmHandler, HelmHandlerParts, ObjectKey, SecretIndex};
+use crate::handler::{HelmHandler, HelmHandlerParts, ObjectKey, SecretIndex, referenced_objects};
 use crate::helm::{HelmEngine, HelmEngineOptions};
 use crate::metrics::{self, Health, Metrics, Role};
 
@@ -106,6 +109,11 @@ pub struct RunArgs {
     /// (e.g. `30s`, `2m`).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub startup_timeout: Duration,
+
+    /// How often a Ready release is compared with its live objects (`driftDetection`;
+    /// also after every deployment). E.g. `5m`, `30s`.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub drift_interval: Duration,
 
     /// Upper bound for one helm process (install, upgrade, uninstall, status).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
@@ -367,8 +375,10 @@ async fn run_with_server(
     let handler = HelmHandler::new(HelmHandlerParts {
         engine: Arc::new(engine),
         readiness: Arc::new(KubeReadiness::new(client.clone())),
+        drift: Arc::new(KubeDrift::new(client.clone())),
         namespaces: Arc::new(KubeNamespaces::new(client.clone())),
         secrets: Arc::new(KubeSecretStore::new(client.clone())),
+        config_maps: Arc::new(KubeConfigMapStore::new(client.clone())),
         resolver: CredentialResolver::new(args.system_namespace.clone()),
         sources,
         metrics: metrics.clone(),
@@ -421,6 +431,24 @@ pub fn components_for_secret(
     namespace: &str,
     name: &str,
 ) -> Vec<ObjectKey> {
+    index_unseen(index, resolver, components);
+    index.components_for(namespace, name)
+}
+
+/// The Components to re-reconcile when ConfigMap `namespace/name` changed (`valuesFrom`).
+pub fn components_for_config_map(
+    index: &SecretIndex,
+    resolver: &CredentialResolver,
+    components: &[Arc<Component>],
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectKey> {
+    index_unseen(index, resolver, components);
+    index.components_for_config_map(namespace, name)
+}
+
+/// Indexes the helm Components this process has not seen yet.
+fn index_unseen(index: &SecretIndex, resolver: &CredentialResolver, components: &[Arc<Component>]) {
     for c in components {
         if c.spec.handler != componentkit::names::HELM_HANDLER {
             continue;
@@ -431,13 +459,82 @@ pub fn components_for_secret(
             continue;
         }
         let empty = serde_json::Value::Object(Default::default());
-        let secrets = match HelmConfig::parse(c.spec.config.as_ref().unwrap_or(&empty), &ns) {
-            Ok(config) => resolver.referenced_secrets(&ns, &config.source),
-            Err(_) => Vec::new(),
+        let objects = match HelmConfig::parse(c.spec.config.as_ref().unwrap_or(&empty), &ns) {
+            Ok(config) => referenced_objects(resolver, &ns, &config),
+            Err(_) => Default::default(),
         };
-        index.set(key, secrets);
+        index.set(key, objects.secrets, objects.config_maps);
     }
-    index.components_for(namespace, name)
+}
+
+/// Re-reconciles the Components whose `valuesFrom` reads a ConfigMap that changed. Only
+/// metadata is watched: a change is enough to trigger; the handler reads the data itself.
+fn config_map_watch(
+    api: Api<PartialObjectMeta<ConfigMap>>,
+    index: Arc<SecretIndex>,
+    resolver: CredentialResolver,
+) -> RelatedWatch {
+    RelatedWatch::new(
+        api,
+        watcher::Config::default(),
+        move |meta: &PartialObjectMeta<ConfigMap>, store| {
+            let ns = meta.namespace().unwrap_or_default();
+            let name = meta.name_any();
+            let hits = components_for_config_map(&index, &resolver, &store.state(), &ns, &name);
+            to_reconcile("ConfigMap", &ns, &name, hits)
+        },
+    )
+}
+
+/// Every `interval`, pokes the Ready helm Components whose drift detection is on: the
+/// handler then re-checks the release (desired state unchanged → no upgrade) and compares
+/// its live objects.
+fn drift_timer(interval: Duration) -> RelatedWatch {
+    RelatedWatch::stream(move |store| {
+        let store = store.clone();
+        let ticks = futures::stream::unfold((), move |()| async move {
+            tokio::time::sleep(interval).await;
+            Some(((), ()))
+        });
+        Box::pin(futures::StreamExt::flat_map(ticks, move |()| {
+            futures::stream::iter(drift_due(&store.state()))
+        }))
+    })
+}
+
+/// The Components a drift check is due for: helm, Ready, drift detection not disabled.
+pub fn drift_due(components: &[Arc<Component>]) -> Vec<ObjectRef<Component>> {
+    components
+        .iter()
+        .filter(|c| {
+            c.spec.handler == componentkit::names::HELM_HANDLER
+                && c.phase() == componentkit::crd::Phase::Ready
+                && c.metadata.deletion_timestamp.is_none()
+        })
+        .filter(|c| {
+            let ns = c.namespace().unwrap_or_default();
+            let empty = serde_json::Value::Object(Default::default());
+            HelmConfig::parse(c.spec.config.as_ref().unwrap_or(&empty), &ns).is_ok_and(|config| {
+                config.drift_detection.mode != crate::drift::DriftMode::Disabled
+            })
+        })
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
+/// Logs a change of a referenced object and turns the Components into references.
+fn to_reconcile(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    hits: Vec<ObjectKey>,
+) -> Vec<ObjectRef<Component>> {
+    if !hits.is_empty() {
+        tracing::info!(object = %format!("{kind} {namespace}/{name}"), components = hits.len(), "referenced {kind} changed; re-reconciling");
+    }
+    hits.into_iter()
+        .map(|k| ObjectRef::<Component>::new(&k.name).within(&k.namespace))
+        .collect()
 }
 
 /// Follows the leader Lease to report this replica's role (`/readyz`, `helm_handler_leader`).
@@ -483,6 +580,11 @@ async fn run_controller(
     let identity = identity();
     let resolver = CredentialResolver::new(args.system_namespace.clone());
     let secrets: Api<Secret> = Api::all(client.clone());
+    let config_maps = config_map_watch(
+        Api::all(client.clone()),
+        secret_index.clone(),
+        resolver.clone(),
+    );
     let related = RelatedWatch::new(
         secrets,
         // Helm's own release records change on every upgrade and reference nothing.
@@ -491,15 +593,13 @@ async fn run_controller(
             let ns = secret.namespace().unwrap_or_default();
             let name = secret.name_any();
             let hits = components_for_secret(&secret_index, &resolver, &store.state(), &ns, &name);
-            if !hits.is_empty() {
-                tracing::info!(secret = %format!("{ns}/{name}"), components = hits.len(), "referenced Secret changed; re-reconciling");
-            }
-            hits.into_iter()
-                .map(|k| ObjectRef::<Component>::new(&k.name).within(&k.namespace))
-                .collect()
+            to_reconcile("Secret", &ns, &name, hits)
         },
     );
-    let mut options = ControllerOptions::new(&identity).watch_related(related);
+    let mut options = ControllerOptions::new(&identity)
+        .watch_related(related)
+        .watch_related(config_maps)
+        .watch_related(drift_timer(args.drift_interval));
     options.concurrency = args.concurrency;
     let lease_name = componentkit::names::lease::default_name(componentkit::names::HELM_HANDLER);
     let observer = if args.leader_election_enabled() {
@@ -592,6 +692,36 @@ mod tests {
         assert!(components_for_secret(&index, &resolver, &components, "c", "creds").is_empty());
         // Indexed once: helm Components only, the broken one with no Secrets.
         assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn config_map_and_values_secret_changes_map_to_their_components() {
+        let resolver = CredentialResolver::new("deployment-system");
+        let index = SecretIndex::new();
+        let config = serde_json::json!({
+            "releaseName": "web",
+            "valuesFrom": [{"kind": "ConfigMap", "name": "env"}, {"kind": "Secret", "name": "vals"}],
+            "source": {"type": "oci", "chart": "oci://r.example/c/web:1.0.0"}
+        });
+        let components = vec![
+            component("a", "web", "helm", config.clone()),
+            component("b", "web", "kustomize", config),
+        ];
+        let web = vec![ObjectKey::new("a", "web")];
+        assert_eq!(
+            components_for_config_map(&index, &resolver, &components, "a", "env"),
+            web
+        );
+        assert_eq!(
+            components_for_secret(&index, &resolver, &components, "a", "vals"),
+            web
+        );
+        // Values sources live in the Component's namespace only.
+        assert!(
+            components_for_config_map(&index, &resolver, &components, "deployment-system", "env")
+                .is_empty()
+        );
+        assert!(components_for_config_map(&index, &resolver, &components, "a", "vals").is_empty());
     }
 
     fn parse(args: &[&str]) -> RunArgs {

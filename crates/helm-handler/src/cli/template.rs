@@ -2,7 +2,8 @@
 //! [--helm-binary PATH]`: locates the chart of every helm Component in the files through the
 //! same code path as `pull` and the controller (config parsing, the credential resolver over
 //! the Secrets in the files, the source registry, the cache, the archive checks), then
-//! renders it with the release engine's `helm template` and the Component's values. Offline:
+//! renders it with the release engine's `helm template` and the Component's values
+//! (`valuesFrom` read from the Secrets and ConfigMaps in the files, then `values`). Offline:
 //! no cluster is contacted (only the chart sources, unless the charts are cached by digest).
 //!
 //! Output: for each helm Component, in file order, a `# Source component: NS/NAME` line then
@@ -22,6 +23,7 @@ use componentkit::handler::ErrorCategory;
 
 use crate::cli::offline::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, Offline, OfflineArgs};
 use crate::cli::pull::{component_config, locate};
+use crate::config_maps::FileConfigMapStore;
 use crate::credentials::{CredentialResolver, FileSecretStore};
 use crate::error::{Error, category_label};
 use crate::helm::{HelmEngine, HelmEngineOptions, HelmError, Release, ReleaseEngine};
@@ -109,12 +111,22 @@ pub async fn template_component(
     sources: &SourceRegistry,
     resolver: &CredentialResolver,
     secrets: &FileSecretStore,
+    config_maps: &FileConfigMapStore,
     engine: &dyn ReleaseEngine,
     component: &Component,
 ) -> TemplateResult {
     let (key, namespace, config) = component_config(component);
     let config = match config {
         Ok(c) => c,
+        Err(e) => {
+            return TemplateResult {
+                component: key,
+                result: Err(TemplateError::Locate(e)),
+            };
+        }
+    };
+    let values = match crate::values_from::resolve(secrets, config_maps, namespace, &config).await {
+        Ok(v) => v,
         Err(e) => {
             return TemplateResult {
                 component: key,
@@ -133,7 +145,7 @@ pub async fn template_component(
     };
     let release = Release::new(config.release_name.as_str(), &config.release_namespace);
     let result = engine
-        .template(&release, &located.path, &config.values)
+        .template(&release, &located.path, values.as_map())
         .await
         .map_err(TemplateError::Helm);
     TemplateResult {
@@ -172,10 +184,16 @@ pub fn main(args: TemplateArgs) -> ExitCode {
         eprintln!("no helm Components found in the files");
     }
     // Locate and render concurrently; print in file order.
-    let results =
-        runtime.block_on(futures::future::join_all(components.iter().map(|c| {
-            template_component(&sources, &resolver, &manifests.secrets, &engine, c)
-        })));
+    let results = runtime.block_on(futures::future::join_all(components.iter().map(|c| {
+        template_component(
+            &sources,
+            &resolver,
+            &manifests.secrets,
+            &manifests.config_maps,
+            &engine,
+            c,
+        )
+    })));
     let mut failed = 0usize;
     let mut stdout = std::io::stdout().lock();
     for r in &results {

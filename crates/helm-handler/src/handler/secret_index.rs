@@ -1,5 +1,6 @@
-//! Which Components reference which Secrets, so that a Secret change re-reconciles the
-//! Components that use it (credential rotation, a CA bundle fixed, a missing Secret created).
+//! Which Components reference which Secrets and ConfigMaps, so that a change of one
+//! re-reconciles the Components that use it (credential rotation, a CA bundle fixed, a
+//! missing Secret created, a `valuesFrom` source edited).
 //!
 //! The handler updates the index on every operation that parses a Component's configuration
 //! and forgets a Component once it is deleted; the controller's Secret watch asks
@@ -30,10 +31,19 @@ impl std::fmt::Display for ObjectKey {
     }
 }
 
-/// Component → the Secrets its configuration references (every candidate namespace).
+/// What one Component's configuration references.
+#[derive(Debug, Default)]
+struct Referenced {
+    /// Every candidate namespace of a credential Secret, and `valuesFrom` Secrets.
+    secrets: BTreeSet<ObjectKey>,
+    /// `valuesFrom` ConfigMaps.
+    config_maps: BTreeSet<ObjectKey>,
+}
+
+/// Component → the Secrets and ConfigMaps its configuration references.
 #[derive(Debug, Default)]
 pub struct SecretIndex {
-    by_component: Mutex<HashMap<ObjectKey, BTreeSet<ObjectKey>>>,
+    by_component: Mutex<HashMap<ObjectKey, Referenced>>,
 }
 
 impl SecretIndex {
@@ -41,13 +51,22 @@ impl SecretIndex {
         Self::default()
     }
 
-    /// Records the Secrets (namespace, name) a Component references, replacing earlier ones.
-    pub fn set(&self, component: ObjectKey, secrets: impl IntoIterator<Item = (String, String)>) {
-        let secrets: BTreeSet<ObjectKey> = secrets
-            .into_iter()
-            .map(|(ns, name)| ObjectKey::new(ns, name))
-            .collect();
-        self.lock().insert(component, secrets);
+    /// Records the Secrets and ConfigMaps (namespace, name) a Component references,
+    /// replacing earlier ones.
+    pub fn set(
+        &self,
+        component: ObjectKey,
+        secrets: impl IntoIterator<Item = (String, String)>,
+        config_maps: impl IntoIterator<Item = (String, String)>,
+    ) {
+        let keys = |pairs: &mut dyn Iterator<Item = (String, String)>| -> BTreeSet<ObjectKey> {
+            pairs.map(|(ns, name)| ObjectKey::new(ns, name)).collect()
+        };
+        let referenced = Referenced {
+            secrets: keys(&mut secrets.into_iter()),
+            config_maps: keys(&mut config_maps.into_iter()),
+        };
+        self.lock().insert(component, referenced);
     }
 
     /// True when the Component has been indexed (even with no Secrets).
@@ -63,10 +82,20 @@ impl SecretIndex {
     /// The Components that reference the Secret `namespace/name`, sorted.
     pub fn components_for(&self, namespace: &str, name: &str) -> Vec<ObjectKey> {
         let secret = ObjectKey::new(namespace, name);
+        self.matching(|r| r.secrets.contains(&secret))
+    }
+
+    /// The Components that reference the ConfigMap `namespace/name`, sorted.
+    pub fn components_for_config_map(&self, namespace: &str, name: &str) -> Vec<ObjectKey> {
+        let config_map = ObjectKey::new(namespace, name);
+        self.matching(|r| r.config_maps.contains(&config_map))
+    }
+
+    fn matching(&self, wanted: impl Fn(&Referenced) -> bool) -> Vec<ObjectKey> {
         let mut out: Vec<ObjectKey> = self
             .lock()
             .iter()
-            .filter(|(_, secrets)| secrets.contains(&secret))
+            .filter(|(_, referenced)| wanted(referenced))
             .map(|(component, _)| component.clone())
             .collect();
         out.sort();
@@ -82,7 +111,7 @@ impl SecretIndex {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, BTreeSet<ObjectKey>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Referenced>> {
         // A panic while holding this lock cannot leave the map half-updated; keep going.
         self.by_component
             .lock()
@@ -104,8 +133,22 @@ mod tests {
         idx.set(
             ObjectKey::new("a", "web"),
             [s("a", "creds"), s("deployment-system", "creds")],
+            [s("a", "web-env")],
         );
-        idx.set(ObjectKey::new("b", "db"), [s("deployment-system", "creds")]);
+        idx.set(
+            ObjectKey::new("b", "db"),
+            [s("deployment-system", "creds")],
+            [],
+        );
+        assert_eq!(
+            idx.components_for_config_map("a", "web-env"),
+            vec![ObjectKey::new("a", "web")]
+        );
+        assert!(
+            idx.components_for("a", "web-env").is_empty(),
+            "kinds are apart"
+        );
+        assert!(idx.components_for_config_map("a", "creds").is_empty());
         assert_eq!(
             idx.components_for("deployment-system", "creds"),
             vec![ObjectKey::new("a", "web"), ObjectKey::new("b", "db")]
@@ -115,7 +158,7 @@ mod tests {
             vec![ObjectKey::new("a", "web")]
         );
         assert!(idx.components_for("b", "creds").is_empty());
-        idx.set(ObjectKey::new("a", "web"), []);
+        idx.set(ObjectKey::new("a", "web"), [], []);
         assert!(idx.contains(&ObjectKey::new("a", "web")));
         assert!(idx.components_for("a", "creds").is_empty());
         assert_eq!(idx.len(), 2);

@@ -73,22 +73,36 @@ fn is_missing(e: &kube::Error) -> bool {
     }
 }
 
-/// Fetches every referenced object (`GET`, one per object; discovery once per
-/// group/version). Objects or kinds that do not exist are [`Observed::Missing`];
-/// namespaces of cluster-scoped kinds are ignored.
-pub async fn fetch_objects(
+/// Finds the API of a kind (discovery once per group/version, cached).
+pub struct ApiResolver {
     client: kube::Client,
-    refs: &[ObjectRef],
-) -> Result<Vec<Observed>, FetchError> {
-    // Discovery once per group/version; each kind then resolved from that document.
-    let mut groups: HashMap<(String, String), Option<ServedKinds>> = HashMap::new();
-    let mut out = Vec::with_capacity(refs.len());
-    for r in refs {
+    groups: HashMap<(String, String), Option<ServedKinds>>,
+}
+
+impl ApiResolver {
+    pub fn new(client: kube::Client) -> Self {
+        Self {
+            client,
+            groups: HashMap::new(),
+        }
+    }
+
+    /// Discovery requests made so far (one per group/version).
+    pub fn discoveries(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The API serving `r` (its namespace for namespaced kinds, the manifest's or the
+    /// default), or `None` when the kind is not served (yet).
+    pub async fn api_for(
+        &mut self,
+        r: &ObjectRef,
+    ) -> Result<Option<Api<DynamicObject>>, FetchError> {
         let (group, version) = r.group_version();
         let key = (group.to_string(), version.to_string());
-        if !groups.contains_key(&key) {
+        if !self.groups.contains_key(&key) {
             let gv = GroupVersion::gv(group, version);
-            let found = match discovery::pinned_group(&client, &gv).await {
+            let found = match discovery::pinned_group(&self.client, &gv).await {
                 Ok(g) => Some(g.versioned_resources(version)),
                 Err(e) if is_missing(&e) => None,
                 Err(e) => {
@@ -98,20 +112,38 @@ pub async fn fetch_objects(
                     });
                 }
             };
-            groups.insert(key.clone(), found);
+            self.groups.insert(key.clone(), found);
         }
-        let served = groups
+        let served = self
+            .groups
             .get(&key)
             .and_then(Option::as_ref)
             .and_then(|resources| resources.iter().find(|(ar, _)| ar.kind == r.kind));
         let Some((resource, caps)) = served else {
+            return Ok(None);
+        };
+        let client = self.client.clone();
+        Ok(Some(match (&caps.scope, &r.namespace) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client, ns, resource),
+            (Scope::Namespaced, None) => Api::default_namespaced_with(client, resource),
+            (Scope::Cluster, _) => Api::all_with(client, resource),
+        }))
+    }
+}
+
+/// Fetches every referenced object (`GET`, one per object; discovery once per
+/// group/version). Objects or kinds that do not exist are [`Observed::Missing`];
+/// namespaces of cluster-scoped kinds are ignored.
+pub async fn fetch_objects(
+    client: kube::Client,
+    refs: &[ObjectRef],
+) -> Result<Vec<Observed>, FetchError> {
+    let mut resolver = ApiResolver::new(client);
+    let mut out = Vec::with_capacity(refs.len());
+    for r in refs {
+        let Some(api) = resolver.api_for(r).await? else {
             out.push(Observed::Missing(r.clone()));
             continue;
-        };
-        let api: Api<DynamicObject> = match (&caps.scope, &r.namespace) {
-            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, resource),
-            (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), resource),
-            (Scope::Cluster, _) => Api::all_with(client.clone(), resource),
         };
         match api.get_opt(&r.name).await {
             Ok(Some(object)) => {

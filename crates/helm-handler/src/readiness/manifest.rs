@@ -98,22 +98,39 @@ pub fn parse_manifest(
     manifest: &str,
     release_namespace: &str,
 ) -> Result<Vec<ObjectRef>, ManifestError> {
-    let mut refs = Vec::new();
+    Ok(manifest_objects(manifest, release_namespace)?
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect())
+}
+
+/// [`parse_manifest`] with each object's document (the last of duplicates wins, as when
+/// helm applies them).
+pub fn manifest_objects(
+    manifest: &str,
+    release_namespace: &str,
+) -> Result<Vec<(ObjectRef, Value)>, ManifestError> {
+    let mut objects = Vec::new();
     // Rendered by a chart we do not trust: the same bounded reading as every other YAML.
     let docs = chart_source::yaml::documents(manifest).map_err(ManifestError::Yaml)?;
     for (index, value) in docs.iter().enumerate() {
-        collect(index, value, release_namespace, &mut refs)?;
+        collect(index, value, release_namespace, &mut objects)?;
     }
-    let mut seen = std::collections::HashSet::new();
-    refs.retain(|r| seen.insert(r.clone()));
-    Ok(refs)
+    let mut out: Vec<(ObjectRef, Value)> = Vec::with_capacity(objects.len());
+    for (r, v) in objects {
+        match out.iter_mut().find(|(seen, _)| *seen == r) {
+            Some(slot) => slot.1 = v,
+            None => out.push((r, v)),
+        }
+    }
+    Ok(out)
 }
 
 fn collect(
     index: usize,
     value: &Value,
     release_namespace: &str,
-    refs: &mut Vec<ObjectRef>,
+    refs: &mut Vec<(ObjectRef, Value)>,
 ) -> Result<(), ManifestError> {
     if value.is_null() {
         return Ok(());
@@ -149,12 +166,15 @@ fn collect(
                 .to_string(),
         )
     };
-    refs.push(ObjectRef {
-        api_version: api_version.to_string(),
-        kind: kind.to_string(),
-        namespace,
-        name: name.to_string(),
-    });
+    refs.push((
+        ObjectRef {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            namespace,
+            name: name.to_string(),
+        },
+        value.clone(),
+    ));
     Ok(())
 }
 

@@ -126,6 +126,19 @@ impl Controller {
         )
     }
 
+    /// [`Self::start_named`] with more `run` flags.
+    pub fn start_with(
+        kubeconfig: &Path,
+        system_namespace: &str,
+        dir: &Path,
+        name: &str,
+        extra: &[&str],
+    ) -> Self {
+        let mut args = vec!["--no-leader-election"];
+        args.extend_from_slice(extra);
+        Self::spawn(kubeconfig, system_namespace, dir, name, &args)
+    }
+
     /// A controller whose identity (`status.claimedBy`, the Lease holder) is `name`, with
     /// leader election on (the default of `run`).
     pub fn start_electing(

@@ -13,10 +13,12 @@ use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::registry::{SourceContext, SourceRegistry};
 use componentkit::crd::{Component, ComponentSpec, ComponentStatus};
 use componentkit::handler::{Handler, HandlerContext, HandlerOutcome, Outcome};
+use helm_handler::config_maps::{ConfigMapData, ConfigMapStore, FileConfigMapStore};
 use helm_handler::credentials::{CredentialResolver, FileSecretStore, SecretData, SecretStore};
+use helm_handler::drift::{DriftDetection, ObjectDrift};
 use helm_handler::handler::{
-    Failure, HelmHandler, HelmHandlerParts, NamespaceContents, Namespaces, Readiness,
-    ReadinessProbe, SecretIndex,
+    DriftCheck, DriftProbe, Failure, HelmHandler, HelmHandlerParts, NamespaceContents, Namespaces,
+    Readiness, ReadinessProbe, SecretIndex,
 };
 use helm_handler::helm::{
     HelmError, Release, ReleaseEngine, ReleaseInfo, ReleaseStatus, UninstallOutcome, UpgradeOptions,
@@ -290,6 +292,65 @@ impl ReadinessProbe for FakeReadiness {
     }
 }
 
+/// Drift set by the test (default: none); corrections clear it and are counted.
+#[derive(Default)]
+pub struct FakeDrift {
+    failing: Mutex<bool>,
+    drifts: Mutex<Vec<ObjectDrift>>,
+    checks: Mutex<usize>,
+    corrections: Mutex<Vec<ObjectDrift>>,
+}
+
+impl FakeDrift {
+    pub fn set(&self, drifts: Vec<ObjectDrift>) {
+        *self.drifts.lock().unwrap() = drifts;
+    }
+    /// Checks fail (the API unreachable) while set.
+    pub fn set_failing(&self, failing: bool) {
+        *self.failing.lock().unwrap() = failing;
+    }
+    pub fn checks(&self) -> usize {
+        *self.checks.lock().unwrap()
+    }
+    pub fn corrections(&self) -> Vec<ObjectDrift> {
+        self.corrections.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl DriftProbe for FakeDrift {
+    async fn check(
+        &self,
+        _release: &Release,
+        manifest: &str,
+        _config: &DriftDetection,
+    ) -> Result<DriftCheck, Failure> {
+        assert!(manifest.contains("kind:"), "a manifest is compared");
+        *self.checks.lock().unwrap() += 1;
+        if *self.failing.lock().unwrap() {
+            return Err(Failure::new(
+                componentkit::handler::ErrorCategory::Network,
+                "connection refused",
+            ));
+        }
+        Ok(DriftCheck {
+            drifts: self.drifts.lock().unwrap().clone(),
+            requests: 0,
+        })
+    }
+
+    async fn correct(
+        &self,
+        _release: &Release,
+        _manifest: &str,
+        drifts: &[ObjectDrift],
+    ) -> Result<(), Failure> {
+        self.corrections.lock().unwrap().extend_from_slice(drifts);
+        self.drifts.lock().unwrap().clear();
+        Ok(())
+    }
+}
+
 /// Namespaces in memory; a namespace's contents default to empty.
 #[derive(Default)]
 pub struct FakeNamespaces {
@@ -368,6 +429,42 @@ impl SecretStore for MutableSecrets {
     }
 }
 
+/// ConfigMaps that tests can change while the handler runs.
+#[derive(Default)]
+pub struct MutableConfigMaps {
+    store: Mutex<FileConfigMapStore>,
+}
+
+impl MutableConfigMaps {
+    pub fn put(&self, namespace: &str, name: &str, data: ConfigMapData) {
+        self.store.lock().unwrap().insert(namespace, name, data);
+    }
+}
+
+#[async_trait]
+impl ConfigMapStore for MutableConfigMaps {
+    async fn get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ConfigMapData>, helm_handler::error::Error> {
+        let store = self.store.lock().unwrap().clone();
+        store.get(namespace, name).await
+    }
+}
+
+/// A registry holding `charts/web:1.0.0` (`helm create`), and its reference.
+pub fn web_chart() -> (test_support::Registry, String) {
+    let registry = test_support::Registry::start(test_support::RegistryMode::Anonymous).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tgz = test_support::Chart::create("web", "1.0.0")
+        .package(dir.path())
+        .unwrap();
+    registry.push(&tgz, "charts").unwrap();
+    let chart = registry.oci_ref("charts/web", "1.0.0");
+    (registry, chart)
+}
+
 /// `spec.config` with an OCI source on a plain-HTTP test registry.
 pub fn oci_config(release: &str, chart: &str, values: Value) -> Value {
     json!({
@@ -381,9 +478,13 @@ pub struct Harness {
     pub handler: Arc<HelmHandler>,
     pub engine: Arc<FakeEngine>,
     pub readiness: Arc<FakeReadiness>,
+    pub drift: Arc<FakeDrift>,
     pub namespaces: Arc<FakeNamespaces>,
     pub metrics: Arc<Metrics>,
     pub secret_index: Arc<SecretIndex>,
+    pub config_maps: Arc<MutableConfigMaps>,
+    /// The Events the last operation asked for.
+    pub events: Mutex<Vec<componentkit::handler::HandlerEvent>>,
     pub cache_dir: tempfile::TempDir,
 }
 
@@ -411,16 +512,20 @@ impl Harness {
         let cache_dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(FakeEngine::default());
         let readiness = Arc::new(FakeReadiness::default());
+        let drift = Arc::new(FakeDrift::default());
         let namespaces = Arc::new(FakeNamespaces::default());
         let metrics = Arc::new(Metrics::new());
         let secret_index = Arc::new(SecretIndex::new());
+        let config_maps = Arc::new(MutableConfigMaps::default());
         // The Component namespace used by the tests exists.
         namespaces.add("apps");
         let handler = HelmHandler::new(HelmHandlerParts {
             engine: engine.clone(),
             readiness: readiness.clone(),
+            drift: drift.clone(),
             namespaces: namespaces.clone(),
             secrets: store,
+            config_maps: config_maps.clone(),
             resolver: CredentialResolver::new(SYSTEM_NAMESPACE),
             sources: source_registry(cache_dir.path()),
             metrics: metrics.clone(),
@@ -430,9 +535,12 @@ impl Harness {
             handler: Arc::new(handler),
             engine,
             readiness,
+            drift,
             namespaces,
             metrics,
             secret_index,
+            config_maps,
+            events: Mutex::new(Vec::new()),
             cache_dir,
         }
     }
@@ -462,10 +570,17 @@ impl Harness {
             Op::Delete => self.handler.delete(&cx).await,
             Op::CheckDeleted => self.handler.check_deleted(&cx).await,
         };
+        let status = c.status.get_or_insert_with(ComponentStatus::default);
         if let Some(v) = out.handler_status {
-            let status = c.status.get_or_insert_with(ComponentStatus::default);
             status.handler_status = if v.is_null() { None } else { Some(v) };
         }
+        componentkit::status::set_handler_conditions(
+            status,
+            &out.conditions,
+            1,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        *self.events.lock().unwrap() = out.events;
         out.outcome
     }
 
