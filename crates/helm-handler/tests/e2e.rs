@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 
 use componentkit::crd::Phase;
 use e2e_support::{
-    Controller, Env, HELM_FINALIZER, delete_namespace, image_values, merge, oci_config, phase, wait,
+    Controller, Env, HELM_FINALIZER, delete_namespace, image_values, merge, oci_config, phase,
+    wait, wait_gone, wait_ready,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -79,12 +80,7 @@ async fn oci_component_lifecycle() {
     let c = componentkit::memory::component(ns, "web", "helm", config(1));
     components.create(&PostParams::default(), &c).await.unwrap();
 
-    wait("Component Ready", Duration::from_secs(300), || async {
-        phase(components, "web")
-            .await
-            .is_some_and(|(p, _)| p == Phase::Ready)
-    })
-    .await;
+    wait_ready(components, "web", Duration::from_secs(300)).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &release_ns);
     let d = deployments.get("web").await.unwrap();
     assert_eq!(d.status.unwrap().available_replicas, Some(1));
@@ -181,14 +177,7 @@ async fn oci_component_lifecycle() {
         .delete("web", &DeleteParams::default())
         .await
         .unwrap();
-    wait("Component gone", Duration::from_secs(300), || async {
-        components
-            .get_opt("web")
-            .await
-            .ok()
-            .is_some_and(|c| c.is_none())
-    })
-    .await;
+    wait_gone(components, "web", Duration::from_secs(300)).await;
     wait("Deployment gone", Duration::from_secs(120), || async {
         deployments
             .get_opt("web")
@@ -285,12 +274,7 @@ async fn secret_rotation_is_picked_up() {
         )
         .await
         .unwrap();
-    wait("Ready after rotation", Duration::from_secs(240), || async {
-        phase(components, "private")
-            .await
-            .is_some_and(|(p, _)| p == Phase::Ready)
-    })
-    .await;
+    wait_ready(components, "private", Duration::from_secs(240)).await;
     assert!(
         started.elapsed() < Duration::from_secs(240),
         "rotation took {:?}",
@@ -301,14 +285,7 @@ async fn secret_rotation_is_picked_up() {
         .delete("private", &DeleteParams::default())
         .await
         .unwrap();
-    wait("Component gone", Duration::from_secs(180), || async {
-        components
-            .get_opt("private")
-            .await
-            .ok()
-            .is_some_and(|c| c.is_none())
-    })
-    .await;
+    wait_gone(components, "private", Duration::from_secs(180)).await;
     delete_namespace(client, ns).await;
 }
 
@@ -590,12 +567,7 @@ async fn coordination_finalizer_holds_the_uninstall() {
     components.create(&PostParams::default(), &c).await.unwrap();
     let kc = controller_kc;
     let _controller = Controller::start(kc, ns, dir.path());
-    wait("Ready", Duration::from_secs(120), || async {
-        phase(components, "held")
-            .await
-            .is_some_and(|(p, _)| p == Phase::Ready)
-    })
-    .await;
+    wait_ready(components, "held", Duration::from_secs(120)).await;
 
     components
         .delete("held", &DeleteParams::default())
@@ -618,14 +590,7 @@ async fn coordination_finalizer_holds_the_uninstall() {
         )
         .await
         .unwrap();
-    wait("Component gone", Duration::from_secs(120), || async {
-        components
-            .get_opt("held")
-            .await
-            .ok()
-            .is_some_and(|c| c.is_none())
-    })
-    .await;
+    wait_gone(components, "held", Duration::from_secs(120)).await;
     wait(
         "Deployment uninstalled",
         Duration::from_secs(60),
@@ -730,12 +695,7 @@ async fn termination_timeout_then_retry() {
     c.spec.termination_timeout = Some("15s".into());
     components.create(&PostParams::default(), &c).await.unwrap();
     let _controller = Controller::start(controller_kc, ns, dir.path());
-    wait("Ready", Duration::from_secs(180), || async {
-        phase(components, "sticky")
-            .await
-            .is_some_and(|(p, _)| p == Phase::Ready)
-    })
-    .await;
+    wait_ready(components, "sticky", Duration::from_secs(180)).await;
 
     // Status as docs/component-protocol.md describes it.
     let c = components.get("sticky").await.unwrap();
@@ -824,14 +784,7 @@ async fn termination_timeout_then_retry() {
         )
         .await
         .unwrap();
-    wait("Component gone", Duration::from_secs(120), || async {
-        components
-            .get_opt("sticky")
-            .await
-            .ok()
-            .is_some_and(|c| c.is_none())
-    })
-    .await;
+    wait_gone(components, "sticky", Duration::from_secs(120)).await;
     let events = component_events(&env, "sticky");
     for reason in ["RetryRequested", "Deleted"] {
         assert!(reasons(&events).contains(&reason), "{reason}: {events:?}");

@@ -17,7 +17,7 @@ mod e2e_support;
 use std::time::{Duration, Instant};
 
 use componentkit::crd::{Component, Phase};
-use e2e_support::{Controller, Env, delete_namespace, image_values, phase, wait};
+use e2e_support::{Controller, Env, delete_namespace, image_values, phase, wait, wait_ready};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -91,12 +91,7 @@ async fn values_from_secret_and_config_map() {
     };
     let c = componentkit::memory::component(ns, "web", "helm", config("web-env"));
     components.create(&PostParams::default(), &c).await.unwrap();
-    wait("Component Ready", Duration::from_secs(300), || async {
-        phase(components, "web")
-            .await
-            .is_some_and(|(p, _)| p == Phase::Ready)
-    })
-    .await;
+    wait_ready(components, "web", Duration::from_secs(300)).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let d = deployments.get("web").await.unwrap();
     let spec = d.spec.unwrap();
@@ -136,12 +131,7 @@ async fn values_from_secret_and_config_map() {
             == Some(3)
     })
     .await;
-    wait("Ready again", Duration::from_secs(120), || async {
-        phase(components, "web")
-            .await
-            .is_some_and(|(p, _)| p == Phase::Ready)
-    })
-    .await;
+    wait_ready(components, "web", Duration::from_secs(120)).await;
 
     // A metadata-only edit (same data) and then no edit: no new revision.
     config_maps
@@ -190,12 +180,7 @@ async fn values_from_secret_and_config_map() {
         .create(&PostParams::default(), &env_map("api-env", "1"))
         .await
         .unwrap();
-    wait("api Ready", Duration::from_secs(120), || async {
-        phase(components, "api")
-            .await
-            .is_some_and(|(p, _)| p == Phase::Ready)
-    })
-    .await;
+    wait_ready(components, "api", Duration::from_secs(120)).await;
     eprintln!("ConfigMap created → Ready in {:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(120));
 

@@ -22,8 +22,7 @@ mod e2e_support;
 
 use std::time::Duration;
 
-use componentkit::crd::Phase;
-use e2e_support::{Controller, Env, delete_namespace, image_values, phase, wait};
+use e2e_support::{Controller, Env, delete_namespace, image_values, wait_ready};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -182,12 +181,7 @@ async fn workload_kinds_become_ready() {
         }),
     );
     components.create(&PostParams::default(), &c).await.unwrap();
-    wait("Component Ready", Duration::from_secs(240), || async {
-        phase(components, "kinds")
-            .await
-            .is_some_and(|(p, _)| p == Phase::Ready)
-    })
-    .await;
+    wait_ready(components, "kinds", Duration::from_secs(240)).await;
 
     // Ready means each object really is ready on the server.
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
@@ -271,12 +265,7 @@ async fn http_repository_component_becomes_ready() {
         }),
     );
     components.create(&PostParams::default(), &c).await.unwrap();
-    wait("Component Ready", Duration::from_secs(240), || async {
-        phase(components, "site")
-            .await
-            .is_some_and(|(p, _)| p == Phase::Ready)
-    })
-    .await;
+    wait_ready(components, "site", Duration::from_secs(240)).await;
     let c = components.get("site").await.unwrap();
     let hs = c.handler_status().unwrap();
     assert_eq!(

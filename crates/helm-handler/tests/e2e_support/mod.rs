@@ -327,3 +327,25 @@ pub fn oci_config(
         "source": {"type": "oci", "chart": registry.oci_ref(repo, "0.1.0"), "plainHTTP": true},
     })
 }
+
+/// Waits until the Component `name` is Ready.
+pub async fn wait_ready(components: &Api<Component>, name: &str, timeout: Duration) {
+    wait(&format!("{name} Ready"), timeout, || async {
+        phase(components, name)
+            .await
+            .is_some_and(|(p, _)| p == Phase::Ready)
+    })
+    .await;
+}
+
+/// Waits until the Component `name` is gone (finalizers removed, object deleted).
+pub async fn wait_gone(components: &Api<Component>, name: &str, timeout: Duration) {
+    wait(&format!("{name} gone"), timeout, || async {
+        components
+            .get_opt(name)
+            .await
+            .ok()
+            .is_some_and(|c| c.is_none())
+    })
+    .await;
+}
