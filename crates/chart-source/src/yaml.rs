@@ -57,6 +57,8 @@ pub struct Stats {
     pub materialized: u64,
     /// What aliases expanded to (checked against the budget before copying).
     pub aliased: u64,
+    /// Parser events read: the parser's work, bounded by the input's size.
+    pub events: u64,
 }
 
 /// The cost of one node, apart from its scalar bytes.
@@ -278,6 +280,7 @@ impl<'a> Composer<'a> {
     }
 
     pub(crate) fn next_event(&mut self) -> Result<(Event<'a>, Span)> {
+        self.stats.events += 1;
         match self.parser.next_event() {
             Some(Ok(ev)) => Ok(ev),
             Some(Err(e)) => Err(Error::scan(&e)),
