@@ -185,6 +185,9 @@ fn validate_host_name(host: &str) -> Result<(), String> {
             "registry host `{host}` ends in a number but is not an IPv4 address"
         ));
     }
+    // What the HTTP clients will make of it (IDNA: `xn--` labels must be valid punycode).
+    url::Host::parse(host)
+        .map_err(|e| format!("registry host `{host}` is not a valid host name: {e}"))?;
     Ok(())
 }
 
@@ -429,6 +432,7 @@ mod tests {
             ("oci://1.2.3.4.5/a:1", "not an IPv4 address"),
             ("oci://010.0.0.1/a:1", "not an IPv4 address"),
             ("oci://user@host/a:1", "not a valid host name"),
+            ("oci://xn--a.io/a:1", "not a valid host name"),
         ];
         for (input, expected) in refused {
             let err = OciReference::parse(input).unwrap_err();
