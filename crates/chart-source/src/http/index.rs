@@ -186,6 +186,27 @@ const ENTRY_FIELDS: [&str; 5] = ["version", "urls", "digest", "created", "deprec
 /// or JSON layout of any shape) is composed as a value and read by the same rules, so the
 /// result is always what a whole-document parse gives.
 fn read_index(text: &str) -> yaml::Result<RawIndex> {
+    match read_streaming(text) {
+        // A shape error is seen as soon as its entry streams by, where a whole-document
+        // reading would first meet any syntax error further on (fuzzing found this): read
+        // the document whole then, so the error is the same either way.
+        Err(e) if e.kind == yaml::ErrorKind::Shape => read_whole(text),
+        other => other,
+    }
+}
+
+/// The whole-document reading, as strict as the streaming one: compose, then read.
+fn read_whole(text: &str) -> yaml::Result<RawIndex> {
+    let mut c = Composer::new(text, yaml::Limits::default())?.strict();
+    let mut out = RawIndex::default();
+    if let Some((ev, span)) = c.start_document()? {
+        let value = c.node(ev, span, true)?.value.unwrap_or_default();
+        index_from_value(value, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn read_streaming(text: &str) -> yaml::Result<RawIndex> {
     let mut c = Composer::new(text, yaml::Limits::default())?.strict();
     let mut out = RawIndex::default();
     let Some((ev, span)) = c.start_document()? else {
