@@ -176,10 +176,16 @@ fn validate_host_name(host: &str) -> Result<(), String> {
             host.escape_debug()
         ));
     }
-    let last_is_number = host
-        .rsplit('.')
-        .next()
-        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    // The URL standard's "ends in a number": decimal digits, or `0x` and hex digits (even
+    // none: `0x` is 0.0.0.0 to a URL parser; fuzzing found this).
+    let number = |l: &str| {
+        let hex = l.strip_prefix("0x").or_else(|| l.strip_prefix("0X"));
+        match hex {
+            Some(h) => h.bytes().all(|b| b.is_ascii_hexdigit()),
+            None => l.bytes().all(|b| b.is_ascii_digit()),
+        }
+    };
+    let last_is_number = host.rsplit('.').next().is_some_and(number);
     if last_is_number && host.parse::<std::net::Ipv4Addr>().is_err() {
         return Err(format!(
             "registry host `{host}` ends in a number but is not an IPv4 address"
@@ -433,6 +439,8 @@ mod tests {
             ("oci://010.0.0.1/a:1", "not an IPv4 address"),
             ("oci://user@host/a:1", "not a valid host name"),
             ("oci://xn--a.io/a:1", "not a valid host name"),
+            ("oci://0x/a:1", "not an IPv4 address"),
+            ("oci://r.0X1f/a:1", "not an IPv4 address"),
         ];
         for (input, expected) in refused {
             let err = OciReference::parse(input).unwrap_err();
