@@ -268,7 +268,7 @@ impl<'a> Composer<'a> {
     }
 
     /// In strict mode, refuses a key already set in this mapping.
-    fn once(&self, seen: &mut HashSet<String>, key: &str, span: &Span) -> Result<()> {
+    pub(crate) fn once(&self, seen: &mut HashSet<String>, key: &str, span: &Span) -> Result<()> {
         if self.strict && !seen.insert(key.to_string()) {
             return Err(Error::at(
                 ErrorKind::Shape,
