@@ -105,18 +105,111 @@ impl fmt::Debug for OciReference {
     }
 }
 
+/// `HOST` and `PORT` of a registry already checked by [`registry_parts`].
 fn split_port(registry: &str) -> (&str, Option<&str>) {
-    if registry.starts_with('[') {
-        // [IPv6]:port
-        if let Some(end) = registry.find(']') {
-            let (host, rest) = registry.split_at(end + 1);
-            return (host, rest.strip_prefix(':'));
-        }
-        return (registry, None);
+    registry_parts(registry).unwrap_or((registry, None))
+}
+
+/// Splits a registry that is exactly `HOST` or `HOST:PORT`: HOST a DNS name, an IPv4
+/// address or a bracketed IPv6 address, PORT 1-65535. Anything else (text after `]`, a
+/// second `:`, control characters) is refused: the registry becomes a URL's authority, so
+/// what is accepted here must name one host to every HTTP client.
+fn registry_parts(registry: &str) -> Result<(&str, Option<&str>), String> {
+    if registry.is_empty() {
+        return Err("missing registry host".into());
     }
-    match registry.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (registry, None),
+    let (host, port) = if registry.starts_with('[') {
+        let Some(end) = registry.find(']') else {
+            return Err(format!(
+                "registry `{}` has no closing `]`",
+                registry.escape_debug()
+            ));
+        };
+        let (host, rest) = registry.split_at(end + 1);
+        if host[1..end].parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!(
+                "registry host `{}` is not a valid IPv6 address",
+                host.escape_debug()
+            ));
+        }
+        match rest.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if rest.is_empty() => (host, None),
+            None => {
+                return Err(format!(
+                    "registry `{}` has `{}` after the IPv6 address (expected HOST or HOST:PORT)",
+                    registry.escape_debug(),
+                    rest.escape_debug()
+                ));
+            }
+        }
+    } else {
+        let (host, port) = match registry.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (registry, None),
+        };
+        validate_host_name(host)?;
+        (host, port)
+    };
+    if let Some(port) = port {
+        validate_port(port)?;
+    }
+    Ok((host, port))
+}
+
+/// A DNS name (labels of letters, digits and inner `-`) or an IPv4 address. A name whose
+/// last label is a number must be an IPv4 address: URL parsers read it as one.
+fn validate_host_name(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("missing registry host".into());
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if !host.split('.').all(label_ok) {
+        return Err(format!(
+            "registry host `{}` is not a valid host name",
+            host.escape_debug()
+        ));
+    }
+    // The URL standard's "ends in a number": decimal digits, or `0x` and hex digits (even
+    // none: `0x` is 0.0.0.0 to a URL parser; fuzzing found this).
+    let number = |l: &str| {
+        let hex = l.strip_prefix("0x").or_else(|| l.strip_prefix("0X"));
+        match hex {
+            Some(h) => h.bytes().all(|b| b.is_ascii_hexdigit()),
+            None => l.bytes().all(|b| b.is_ascii_digit()),
+        }
+    };
+    let last_is_number = host.rsplit('.').next().is_some_and(number);
+    if last_is_number && host.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(format!(
+            "registry host `{host}` ends in a number but is not an IPv4 address"
+        ));
+    }
+    // What the HTTP clients will make of it (IDNA: `xn--` labels must be valid punycode).
+    url::Host::parse(host)
+        .map_err(|e| format!("registry host `{host}` is not a valid host name: {e}"))?;
+    Ok(())
+}
+
+/// 1 to 5 digits, 1-65535.
+fn validate_port(port: &str) -> Result<(), String> {
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "registry port `{}` is not a number",
+            port.escape_debug()
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p >= 1 && port.len() <= 5 => Ok(()),
+        _ => Err(format!("registry port `{port}` is out of range (1-65535)")),
     }
 }
 
@@ -132,7 +225,7 @@ fn parse(input: &str) -> Result<OciReference, String> {
             "missing repository path after the registry (oci://REGISTRY/PATH/NAME:TAG)".into(),
         );
     };
-    validate_registry(registry)?;
+    registry_parts(registry)?;
 
     // Split off the digest, then the tag (a colon after the last slash).
     let (path, digest) = match path.split_once('@') {
@@ -166,47 +259,6 @@ fn parse(input: &str) -> Result<OciReference, String> {
         tag,
         digest,
     })
-}
-
-fn validate_registry(registry: &str) -> Result<(), String> {
-    if registry.is_empty() {
-        return Err("missing registry host".into());
-    }
-    let (host, port) = split_port(registry);
-    if host.is_empty() {
-        return Err("missing registry host".into());
-    }
-    if let Some(port) = port {
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("registry port `{port}` is not a number"));
-        }
-        match port.parse::<u32>() {
-            Ok(p) if (1..=65535).contains(&p) => {}
-            _ => return Err(format!("registry port `{port}` is out of range (1-65535)")),
-        }
-    }
-    if host.starts_with('[') {
-        let inner = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
-        if inner.is_none_or(|i| i.parse::<std::net::Ipv6Addr>().is_err()) {
-            return Err(format!(
-                "registry host `{host}` is not a valid IPv6 address"
-            ));
-        }
-        return Ok(());
-    }
-    for label in host.split('.') {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-');
-        if !ok {
-            return Err(format!("registry host `{host}` is not a valid host name"));
-        }
-    }
-    Ok(())
 }
 
 /// OCI distribution: components `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` joined by `/`.
@@ -329,6 +381,78 @@ mod tests {
             let r = OciReference::parse(s).unwrap();
             assert_eq!(r.to_string(), s);
             assert_eq!(OciReference::parse(&r.to_string()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn registry_is_exactly_host_or_host_and_port() {
+        let accepted = [
+            ("oci://[::1]/a:1", "[::1]", "[::1]"),
+            ("oci://[::1]:5000/a:1", "[::1]:5000", "[::1]"),
+            (
+                "oci://[2001:db8::8a2e:370:7334]:443/a:1",
+                "[2001:db8::8a2e:370:7334]:443",
+                "[2001:db8::8a2e:370:7334]",
+            ),
+            (
+                "oci://[::ffff:10.0.0.1]/a:1",
+                "[::ffff:10.0.0.1]",
+                "[::ffff:10.0.0.1]",
+            ),
+            ("oci://10.0.0.1:1/a:1", "10.0.0.1:1", "10.0.0.1"),
+            ("oci://localhost:65535/a:1", "localhost:65535", "localhost"),
+            (
+                "oci://my-registry.example.com/a:1",
+                "my-registry.example.com",
+                "my-registry.example.com",
+            ),
+            ("oci://r2d2.io/a:1", "r2d2.io", "r2d2.io"),
+        ];
+        for (input, registry, host) in accepted {
+            let r = OciReference::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!((r.registry(), r.host()), (registry, host), "{input}");
+            assert_eq!(r.to_string(), input);
+        }
+        let refused = [
+            ("oci://[::1]x/a:1", "after the IPv6 address"),
+            ("oci://[::1]0:5000/a:1", "after the IPv6 address"),
+            ("oci://[::1]\0/a:1", "after the IPv6 address"),
+            ("oci://[::1];/a:1", "after the IPv6 address"),
+            ("oci://[::1]]:5000/a:1", "after the IPv6 address"),
+            ("oci://[::1]:/a:1", "port `` is not a number"),
+            ("oci://[::1]:0/a:1", "out of range"),
+            ("oci://[::1]:65536/a:1", "out of range"),
+            ("oci://[::1]:005000/a:1", "out of range"),
+            ("oci://[::1:5000/a:1", "no closing `]`"),
+            ("oci://[]/a:1", "not a valid IPv6 address"),
+            ("oci://[1.2.3.4]/a:1", "not a valid IPv6 address"),
+            ("oci://[::1%eth0]/a:1", "not a valid IPv6 address"),
+            ("oci://::1/a:1", "missing registry host"),
+            ("oci://host:5000:1/a:1", "port `5000:1` is not a number"),
+            ("oci://host\0:5000/a:1", "not a valid host name"),
+            ("oci://ho;st/a:1", "not a valid host name"),
+            ("oci://host:5000;x/a:1", "is not a number"),
+            ("oci://host:+80/a:1", "is not a number"),
+            ("oci://:5000/a:1", "missing registry host"),
+            ("oci://host./a:1", "not a valid host name"),
+            ("oci://-host/a:1", "not a valid host name"),
+            ("oci://1.2.3.999/a:1", "not an IPv4 address"),
+            ("oci://1.2.3.4.5/a:1", "not an IPv4 address"),
+            ("oci://010.0.0.1/a:1", "not an IPv4 address"),
+            ("oci://user@host/a:1", "not a valid host name"),
+            ("oci://xn--a.io/a:1", "not a valid host name"),
+            ("oci://0x/a:1", "not an IPv4 address"),
+            ("oci://r.0X1f/a:1", "not an IPv4 address"),
+        ];
+        for (input, expected) in refused {
+            let err = OciReference::parse(input).unwrap_err();
+            assert_eq!(err.category(), crate::Category::Config, "{input:?}");
+            let text = err.to_string();
+            assert!(
+                text.contains(expected),
+                "{input:?}: expected `{expected}` in `{text}`"
+            );
+            assert!(text.contains(input), "names the reference: {text}");
         }
     }
 

@@ -57,6 +57,8 @@ pub struct Stats {
     pub materialized: u64,
     /// What aliases expanded to (checked against the budget before copying).
     pub aliased: u64,
+    /// Parser events read: the parser's work, bounded by the input's size.
+    pub events: u64,
 }
 
 /// The cost of one node, apart from its scalar bytes.
@@ -266,7 +268,7 @@ impl<'a> Composer<'a> {
     }
 
     /// In strict mode, refuses a key already set in this mapping.
-    fn once(&self, seen: &mut HashSet<String>, key: &str, span: &Span) -> Result<()> {
+    pub(crate) fn once(&self, seen: &mut HashSet<String>, key: &str, span: &Span) -> Result<()> {
         if self.strict && !seen.insert(key.to_string()) {
             return Err(Error::at(
                 ErrorKind::Shape,
@@ -278,6 +280,7 @@ impl<'a> Composer<'a> {
     }
 
     pub(crate) fn next_event(&mut self) -> Result<(Event<'a>, Span)> {
+        self.stats.events += 1;
         match self.parser.next_event() {
             Some(Ok(ev)) => Ok(ev),
             Some(Err(e)) => Err(Error::scan(&e)),

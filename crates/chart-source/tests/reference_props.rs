@@ -1,12 +1,30 @@
-//! Property tests for the OCI reference parser: no input makes it panic, and every valid
-//! generated reference parses and round-trips through `Display`.
+//! Property tests for the OCI reference parser: no input makes it panic, every valid
+//! generated reference parses and round-trips through `Display`, and the registry of an
+//! accepted reference is exactly `HOST[:PORT]` (the `reference_registry` fuzz target's
+//! property, checked here on generated references).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chart_source::OciReference;
+use chart_source::{Category, OciReference};
 use proptest::prelude::*;
+
+#[path = "../../../fuzz/src/names.rs"]
+#[allow(dead_code)]
+mod names;
+#[path = "../../../fuzz/src/chart_source_targets.rs"]
+#[allow(dead_code)]
+mod targets;
 
 fn host() -> impl Strategy<Value = String> {
     prop_oneof![
-        prop::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", 1..4).prop_map(|l| l.join(".")),
+        // A name's last label is not a number: URL parsers would read it as an IPv4 address.
+        (
+            prop::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", 0..3),
+            "[a-z]([a-z0-9-]{0,8}[a-z0-9])?",
+        )
+            .prop_map(|(mut labels, last)| {
+                labels.push(last);
+                labels.join(".")
+            }),
         Just("localhost".to_string()),
         Just("127.0.0.1".to_string()),
         Just("[::1]".to_string()),
@@ -114,5 +132,35 @@ proptest! {
         let expected_version = format!("{v}+{build}");
         prop_assert_eq!(plus.version(), Some(expected_version));
         prop_assert_eq!(plus, under);
+    }
+
+    #[test]
+    fn accepted_registries_are_exactly_host_and_port(s in "[a-z0-9.:\\[\\]%;@_-]{1,40}/[a-z]{1,5}:1") {
+        // Panics (fails) when an accepted registry is not HOST[:PORT] or does not round-trip.
+        targets::reference_registry(s.as_bytes());
+    }
+
+    #[test]
+    fn text_after_an_ipv6_address_is_refused(
+        ip in prop_oneof![Just("::1"), Just("2001:db8::1"), Just("::ffff:10.0.0.1")],
+        junk in "[^/:][^/]{0,6}",
+    ) {
+        let input = format!("oci://[{ip}]{junk}/a:1");
+        let err = OciReference::parse(&input).err();
+        prop_assert!(err.is_some(), "{input:?} accepted");
+        let err = err.unwrap();
+        prop_assert_eq!(err.category(), Category::Config);
+        prop_assert!(err.to_string().contains(&input), "{}", err);
+    }
+
+    #[test]
+    fn a_port_is_one_to_five_digits_in_range(host in host(), port in "[0-9+-]{0,7}") {
+        let input = format!("oci://{host}:{port}/a:1");
+        let valid = !port.is_empty()
+            && port.len() <= 5
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
+        let parsed = OciReference::parse(&input);
+        prop_assert_eq!(parsed.is_ok(), valid, "{:?}: {:?}", input, parsed.err());
     }
 }

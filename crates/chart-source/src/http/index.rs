@@ -6,7 +6,7 @@
 //! a YAML tree in memory. The YAML rules and bounds are [`crate::yaml`]'s (helm's, with an
 //! alias budget): one semantics, whatever the layout.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use saphyr_parser::{Event, Span};
 use semver::Version;
@@ -164,13 +164,13 @@ fn nearest_versions(entries: &[IndexEntry], requested: &str) -> String {
 }
 
 /// What is kept of the whole index.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct RawIndex {
     api_version: Option<String>,
     entries: Entries,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Entries {
     charts: HashMap<Box<str>, Vec<IndexEntry>>,
     skipped: usize,
@@ -186,6 +186,27 @@ const ENTRY_FIELDS: [&str; 5] = ["version", "urls", "digest", "created", "deprec
 /// or JSON layout of any shape) is composed as a value and read by the same rules, so the
 /// result is always what a whole-document parse gives.
 fn read_index(text: &str) -> yaml::Result<RawIndex> {
+    match read_streaming(text) {
+        // A shape error is seen as soon as its entry streams by, where a whole-document
+        // reading would first meet any syntax error further on (fuzzing found this): read
+        // the document whole then, so the error is the same either way.
+        Err(e) if e.kind == yaml::ErrorKind::Shape => read_whole(text),
+        other => other,
+    }
+}
+
+/// The whole-document reading, as strict as the streaming one: compose, then read.
+fn read_whole(text: &str) -> yaml::Result<RawIndex> {
+    let mut c = Composer::new(text, yaml::Limits::default())?.strict();
+    let mut out = RawIndex::default();
+    if let Some((ev, span)) = c.start_document()? {
+        let value = c.node(ev, span, true)?.value.unwrap_or_default();
+        index_from_value(value, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn read_streaming(text: &str) -> yaml::Result<RawIndex> {
     let mut c = Composer::new(text, yaml::Limits::default())?.strict();
     let mut out = RawIndex::default();
     let Some((ev, span)) = c.start_document()? else {
@@ -197,7 +218,7 @@ fn read_index(text: &str) -> yaml::Result<RawIndex> {
     };
     each_key(&mut c, &span, |c, key, ev, value_span| {
         match key {
-            Key::Merge => index_from_value(merged(c, ev, value_span)?, &mut out)?,
+            Key::Merge(value) => index_from_value(value, &mut out)?,
             Key::Named(name) => match name.as_str() {
                 "apiVersion" => {
                     let value = c.node(ev, value_span, true)?.value.unwrap_or_default();
@@ -216,19 +237,22 @@ fn read_index(text: &str) -> yaml::Result<RawIndex> {
 
 /// A key of a block mapping walked by [`each_key`].
 enum Key {
-    /// `<<`: its value is merged into the mapping.
-    Merge,
+    /// `<<`: the mapping its value stands for, merged into this one.
+    Merge(Value),
     Named(String),
 }
 
 /// Walks the block mapping that starts at `span` key by key, in document order, handing
-/// each key and its value's first event to `f`, which consumes the value.
+/// each key and its value's first event to `f`, which consumes the value (a merge key's
+/// value is composed here). A key set twice, by merges too, is an error, as in helm's
+/// strict reading of index.yaml (fuzzing found duplicate chart names read leniently).
 fn each_key<'a>(
     c: &mut Composer<'a>,
     span: &Span,
     mut f: impl FnMut(&mut Composer<'a>, Key, Event<'a>, Span) -> yaml::Result<()>,
 ) -> yaml::Result<()> {
     c.enter(span)?;
+    let mut seen = HashSet::new();
     loop {
         let (ev, key_span) = c.next_event()?;
         if matches!(ev, Event::MappingEnd) {
@@ -236,12 +260,18 @@ fn each_key<'a>(
         }
         let merge = yaml::is_merge_key(&ev);
         let key = c.node(ev, key_span, true)?.value.unwrap_or_default();
-        let key = if merge {
-            Key::Merge
-        } else {
-            Key::Named(yaml::key_string(key, &key_span)?)
-        };
         let (ev, value_span) = c.next_event()?;
+        let key = if merge {
+            let value = merged(c, ev.clone(), value_span)?;
+            for name in value.as_object().into_iter().flat_map(Map::keys) {
+                c.once(&mut seen, name, &value_span)?;
+            }
+            Key::Merge(value)
+        } else {
+            let name = yaml::key_string(key, &key_span)?;
+            c.once(&mut seen, &name, &key_span)?;
+            Key::Named(name)
+        };
         f(c, key, ev, value_span)?;
     }
     c.leave();
@@ -256,8 +286,8 @@ fn read_entries<'a>(c: &mut Composer<'a>, ev: Event<'a>, span: Span) -> yaml::Re
     let mut out = Entries::default();
     each_key(c, &span, |c, key, ev, value_span| {
         let name = match key {
-            Key::Merge => {
-                let part = entries_from_value(merged(c, ev, value_span)?)?;
+            Key::Merge(value) => {
+                let part = entries_from_value(value)?;
                 out.skipped += part.skipped;
                 out.charts.extend(part.charts);
                 return Ok(());
@@ -412,6 +442,19 @@ fn entry_from_value(value: Value, chart: &str) -> yaml::Result<Option<Option<Ind
         deprecated,
     };
     Ok(Some(compact(raw)))
+}
+
+/// Checks that the streaming reader and a whole-document reading of `text` (compose the
+/// value strictly, then read it) agree: the same index, or errors of the same kind. The unit tests
+/// and the `index_streamed` fuzz target hold the streaming reader to this.
+#[doc(hidden)]
+pub fn streaming_agrees_with_whole_document(text: &str) -> std::result::Result<(), String> {
+    // Strict like helm's reading of index.yaml: a key set twice is an error either way.
+    match (read_index(text), read_whole(text)) {
+        (Ok(s), Ok(w)) if s.api_version == w.api_version && s.entries == w.entries => Ok(()),
+        (Err(s), Err(w)) if s.kind == w.kind => Ok(()),
+        (s, w) => Err(format!("{text:?}: streamed {s:?}, whole document {w:?}")),
+    }
 }
 
 /// The fields kept from an entry.
@@ -575,13 +618,6 @@ serverInfo: {contextPath: /x}
         assert!(err.to_string().contains("line"), "{err}");
     }
 
-    /// The whole-document reading of `text`: compose the value, then read it.
-    fn whole(text: &str) -> yaml::Result<RawIndex> {
-        let mut out = RawIndex::default();
-        index_from_value(yaml::from_str_value(text)?, &mut out)?;
-        Ok(out)
-    }
-
     #[test]
     fn streaming_equals_whole_document_parsing() {
         let cases: &[&str] = &[
@@ -603,16 +639,19 @@ serverInfo: {contextPath: /x}
             "apiVersion: v1\nentries:\n  a:\n  - version: [1]\n",
         ];
         for text in cases {
-            let (streamed, whole) = (read_index(text), whole(text));
-            match (streamed, whole) {
-                (Ok(s), Ok(w)) => {
-                    assert_eq!(s.api_version, w.api_version, "{text:?}");
-                    assert_eq!(s.entries.skipped, w.entries.skipped, "{text:?}");
-                    assert_eq!(s.entries.charts, w.entries.charts, "{text:?}");
-                }
-                (Err(s), Err(w)) => assert_eq!(s.kind, w.kind, "{text:?}: {s} / {w}"),
-                (s, w) => panic!("{text:?}: streamed {:?} whole {:?}", s.err(), w.err()),
-            }
+            streaming_agrees_with_whole_document(text).unwrap();
+        }
+        // A chart named twice is refused, as helm's strict reading refuses it.
+        for dup in [
+            "apiVersion: v1\nentries:\n  a: [{version: 1.0.0}]\n  a: [{version: 2.0.0}]\n",
+            "apiVersion: v1\nentries:\n  <<: {a: []}\n  a: [{version: 2.0.0}]\n",
+            "apiVersion: v1\napiVersion: v2\nentries: {}\n",
+        ] {
+            let err = RepoIndex::parse(dup.as_bytes(), "x").unwrap_err();
+            assert!(
+                err.to_string().contains("already set in map"),
+                "{dup:?}: {err}"
+            );
         }
         // The quoted `entries:` is part of apiVersion: no charts. (Unindented continuation
         // lines, as fuzzing wrote them, are refused by the YAML 1.2 scanner; go-yaml reads

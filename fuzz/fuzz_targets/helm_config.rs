@@ -1,0 +1,5 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(
+    |data: &[u8]| helm_handler_fuzz::helm_handler_targets::helm_config(data)
+);
