@@ -804,3 +804,116 @@ async fn termination_timeout_then_retry() {
     .await;
     delete_namespace(client, ns).await;
 }
+
+/// Removes a cluster-scoped object when dropped (also when the test fails).
+struct ClusterObject<'a> {
+    target: &'a test_support::Target,
+    what: String,
+}
+
+impl Drop for ClusterObject<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .target
+            .kubectl()
+            .args(["delete", "--ignore-not-found", "--wait=false", &self.what])
+            .output();
+    }
+}
+
+/// One APIService whose backend is down (its Service does not exist: the aggregator
+/// answers 503 for its group) must not turn every managed-namespace removal into
+/// TerminationFailed: the emptiness check skips what cannot be served, as the namespace
+/// controller does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_apiservice_does_not_block_namespace_removal() {
+    let Some(env) = Env::start(
+        "hh-e2e-apisvc",
+        RegistryMode::Anonymous,
+        ("web", "0.1.0"),
+        "charts",
+    )
+    .await
+    else {
+        return;
+    };
+    let Env {
+        target,
+        client,
+        ns,
+        dir,
+        registry,
+        components,
+        controller_kc,
+        ..
+    } = &env;
+    let group = format!("broken{}.e2e.helm-handler.test", std::process::id());
+    let apiservice = json!({
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": {"name": format!("v1.{group}")},
+        "spec": {
+            "group": group, "version": "v1",
+            "service": {"name": "nothing-here", "namespace": ns},
+            "groupPriorityMinimum": 100, "versionPriority": 100,
+            "insecureSkipTLSVerify": true,
+        },
+    });
+    let _apiservice = ClusterObject {
+        target,
+        what: format!("apiservice/v1.{group}"),
+    };
+    env.target
+        .local()
+        .expect("local cluster")
+        .kubectl_stdin(&["apply", "-f", "-"], &apiservice.to_string())
+        .unwrap();
+
+    let release_ns = format!("{ns}-web");
+    let mut c = componentkit::memory::component(
+        ns,
+        "web",
+        "helm",
+        json!({
+            "releaseName": "web",
+            "releaseNamespace": release_ns,
+            "manageNamespace": true,
+            "values": image_values(),
+            "source": {"type": "oci", "chart": registry.oci_ref("charts/web", "0.1.0"), "plainHTTP": true},
+        }),
+    );
+    c.spec.termination_timeout = Some("60s".into());
+    components.create(&PostParams::default(), &c).await.unwrap();
+    let _controller = Controller::start(controller_kc, ns, dir.path());
+    wait_ready(components, "web", Duration::from_secs(180)).await;
+    components
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait(
+        "web gone or TerminationFailed",
+        Duration::from_secs(120),
+        || async {
+            match components.get_opt("web").await {
+                Ok(None) => true,
+                Ok(Some(c)) => c.phase() == Phase::TerminationFailed,
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
+    if let Some(c) = components.get_opt("web").await.unwrap() {
+        panic!("removal failed: {:?}", c.status.and_then(|s| s.message));
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let gone_or_terminating = namespaces
+        .get_opt(&release_ns)
+        .await
+        .unwrap()
+        .is_none_or(|n| n.metadata.deletion_timestamp.is_some());
+    assert!(
+        gone_or_terminating,
+        "the handler deleted the release namespace"
+    );
+    delete_namespace(client, ns).await;
+}

@@ -4,8 +4,10 @@
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, ObjectMeta, PostParams};
-use kube::discovery::{Discovery, Scope, verbs};
+use kube::discovery::{ApiResource, Discovery, Scope, verbs};
 use kube::{Client, ResourceExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{Failure, NamespaceContents, Namespaces};
 use crate::error::Error;
@@ -24,11 +26,58 @@ const LIST_LIMIT: u32 = 50;
 #[derive(Clone)]
 pub struct KubeNamespaces {
     client: Client,
+    /// The namespaced, listable resource types, from the last discovery.
+    kinds: Arc<tokio::sync::Mutex<Option<(Instant, Kinds)>>>,
 }
+
+/// Namespaced, listable resource types and their names in messages.
+type Kinds = Arc<Vec<(ApiResource, String)>>;
+
+/// How long one discovery serves the emptiness checks (they run every few seconds while a
+/// namespace drains; a new type within this window is seen at the next refresh).
+const DISCOVERY_TTL: Duration = Duration::from_secs(60);
 
 impl KubeNamespaces {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            kinds: Arc::new(tokio::sync::Mutex::new(None)),
+        }
+    }
+
+    /// Namespaced, listable resource types, with the name used in messages. Aggregated
+    /// discovery (two requests) reports an unavailable APIService as stale instead of failing
+    /// as a whole, as the namespace controller tolerates it: the types it cannot serve are
+    /// left out (their lists would fail with 503 anyway).
+    async fn namespaced_kinds(&self) -> Result<Kinds, Failure> {
+        let mut cached = self.kinds.lock().await;
+        if let Some((at, kinds)) = cached.as_ref()
+            && at.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(kinds.clone());
+        }
+        let discovery = Discovery::new(self.client.clone())
+            .exclude(IGNORED_GROUPS)
+            .run_aggregated()
+            .await
+            .map_err(|e| kube_failure("API discovery".to_string(), &e))?;
+        let mut kinds = Vec::new();
+        for group in discovery.groups() {
+            for (ar, caps) in group.recommended_resources() {
+                if caps.scope != Scope::Namespaced || !caps.supports_operation(verbs::LIST) {
+                    continue;
+                }
+                let kind = if ar.group.is_empty() {
+                    ar.kind.clone()
+                } else {
+                    format!("{}.{}", ar.kind, ar.group)
+                };
+                kinds.push((ar, kind));
+            }
+        }
+        let kinds = Arc::new(kinds);
+        *cached = Some((Instant::now(), kinds.clone()));
+        Ok(kinds)
     }
 }
 
@@ -139,23 +188,12 @@ impl Namespaces for KubeNamespaces {
             Ok(Some(_)) => {}
             Err(e) => return Err(kube_failure(format!("get namespace {name}"), &e)),
         }
-        let discovery = Discovery::new(self.client.clone())
-            .exclude(IGNORED_GROUPS)
-            .run()
-            .await
-            .map_err(|e| kube_failure("API discovery".to_string(), &e))?;
+        let kinds = self.namespaced_kinds().await?;
         let mut found = Vec::new();
-        for group in discovery.groups() {
-            for (ar, caps) in group.recommended_resources() {
-                if caps.scope != Scope::Namespaced || !caps.supports_operation(verbs::LIST) {
-                    continue;
-                }
-                let kind = if ar.group.is_empty() {
-                    ar.kind.clone()
-                } else {
-                    format!("{}.{}", ar.kind, ar.group)
-                };
-                let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), name, &ar);
+        for (ar, kind) in kinds.iter() {
+            {
+                let kind = kind.clone();
+                let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), name, ar);
                 let list = match api.list(&ListParams::default().limit(LIST_LIMIT)).await {
                     Ok(list) => list,
                     // Types that cannot be listed right now (aggregated API down, gone).
