@@ -684,13 +684,7 @@ async fn termination_timeout_then_retry() {
         ns,
         "sticky",
         "helm",
-        json!({
-            "releaseName": "sticky",
-            "releaseNamespace": release_ns,
-            "manageNamespace": true,
-            "values": image_values(),
-            "source": {"type": "oci", "chart": registry.oci_ref("charts/sticky", "0.1.0"), "plainHTTP": true},
-        }),
+        managed(oci_config(registry, "sticky", &release_ns, "charts/sticky")),
     );
     c.spec.termination_timeout = Some("15s".into());
     components.create(&PostParams::default(), &c).await.unwrap();
@@ -863,24 +857,27 @@ async fn a_broken_apiservice_does_not_block_namespace_removal() {
         target,
         what: format!("apiservice/v1.{group}"),
     };
-    env.target
-        .local()
-        .expect("local cluster")
-        .kubectl_stdin(&["apply", "-f", "-"], &apiservice.to_string())
+    let file = dir.path().join("apiservice.json");
+    std::fs::write(&file, apiservice.to_string()).unwrap();
+    let out = target
+        .kubectl()
+        .arg("apply")
+        .arg("-f")
+        .arg(&file)
+        .output()
         .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let release_ns = format!("{ns}-web");
     let mut c = componentkit::memory::component(
         ns,
         "web",
         "helm",
-        json!({
-            "releaseName": "web",
-            "releaseNamespace": release_ns,
-            "manageNamespace": true,
-            "values": image_values(),
-            "source": {"type": "oci", "chart": registry.oci_ref("charts/web", "0.1.0"), "plainHTTP": true},
-        }),
+        managed(oci_config(registry, "web", &release_ns, "charts/web")),
     );
     c.spec.termination_timeout = Some("60s".into());
     components.create(&PostParams::default(), &c).await.unwrap();
@@ -916,4 +913,11 @@ async fn a_broken_apiservice_does_not_block_namespace_removal() {
         "the handler deleted the release namespace"
     );
     delete_namespace(client, ns).await;
+}
+
+/// `config` with `manageNamespace: true` (the handler creates and removes the release
+/// namespace).
+fn managed(mut config: serde_json::Value) -> serde_json::Value {
+    config["manageNamespace"] = json!(true);
+    config
 }

@@ -191,40 +191,37 @@ impl Namespaces for KubeNamespaces {
         let kinds = self.namespaced_kinds().await?;
         let mut found = Vec::new();
         for (ar, kind) in kinds.iter() {
-            {
-                let kind = kind.clone();
-                let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), name, ar);
-                let list = match api.list(&ListParams::default().limit(LIST_LIMIT)).await {
-                    Ok(list) => list,
-                    // Types that cannot be listed right now (aggregated API down, gone).
-                    Err(kube::Error::Api(s)) if matches!(s.code, 404 | 405 | 503) => continue,
-                    Err(kube::Error::Api(s)) if s.code == 403 => {
-                        // Cannot see everything: never delete what we cannot inspect.
-                        return Ok(NamespaceContents::InUse(format!(
-                            "{kind} cannot be listed (forbidden), so the namespace is not known to be empty"
-                        )));
-                    }
-                    Err(e) => {
-                        return Err(kube_failure(format!("list {kind} in {name}"), &e));
-                    }
-                };
-                for obj in list.items {
-                    found.push(FoundObject {
-                        kind: kind.clone(),
-                        name: obj.name_any(),
-                        terminating: obj.metadata.deletion_timestamp.is_some(),
-                        owned: obj
-                            .metadata
-                            .owner_references
-                            .as_ref()
-                            .is_some_and(|o| !o.is_empty()),
-                        secret_type: obj
-                            .data
-                            .get("type")
-                            .and_then(|v| v.as_str())
-                            .map(str::to_string),
-                    });
+            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), name, ar);
+            let list = match api.list(&ListParams::default().limit(LIST_LIMIT)).await {
+                Ok(list) => list,
+                // Types that cannot be listed right now (aggregated API down, gone).
+                Err(kube::Error::Api(s)) if matches!(s.code, 404 | 405 | 503) => continue,
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    // Cannot see everything: never delete what we cannot inspect.
+                    return Ok(NamespaceContents::InUse(format!(
+                        "{kind} cannot be listed (forbidden), so the namespace is not known to be empty"
+                    )));
                 }
+                Err(e) => {
+                    return Err(kube_failure(format!("list {kind} in {name}"), &e));
+                }
+            };
+            for obj in list.items {
+                found.push(FoundObject {
+                    kind: kind.clone(),
+                    name: obj.name_any(),
+                    terminating: obj.metadata.deletion_timestamp.is_some(),
+                    owned: obj
+                        .metadata
+                        .owner_references
+                        .as_ref()
+                        .is_some_and(|o| !o.is_empty()),
+                    secret_type: obj
+                        .data
+                        .get("type")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
+                });
             }
         }
         Ok(classify(&found))
