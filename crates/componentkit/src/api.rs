@@ -19,6 +19,9 @@ pub enum ApiError {
     /// The request was rejected as invalid or forbidden (HTTP 400/403/422).
     #[error("rejected: {0}")]
     Rejected(String),
+    /// Refused locally: this replica no longer leads (see [`crate::leadership`]).
+    #[error("{0}")]
+    NotLeader(String),
     /// Anything else (network, 5xx).
     #[error("API error: {0}")]
     Other(String),
@@ -28,7 +31,7 @@ impl ApiError {
     /// The error category.
     pub fn category(&self) -> ErrorCategory {
         match self {
-            ApiError::Conflict(_) => ErrorCategory::Conflict,
+            ApiError::Conflict(_) | ApiError::NotLeader(_) => ErrorCategory::Conflict,
             ApiError::NotFound(_) => ErrorCategory::NotFound,
             ApiError::Rejected(_) => ErrorCategory::Config,
             ApiError::Other(_) => ErrorCategory::Network,

@@ -18,13 +18,16 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::backoff::Backoff;
+use crate::changes::{ChangeFilter, Changed};
 use crate::clock::SystemClock;
 use crate::crd::Component;
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::handler::{ErrorCategory, Handler};
 use crate::kube_api::KubeComponentApi;
 use crate::leader::{KubeLeaseApi, LeaderElector, LeaseConfig, run_as_leader};
+use crate::leadership::Leadership;
 use crate::names;
+use crate::watch_health::WatchHealth;
 
 /// Components poked by related-object changes since their last reconcile.
 #[derive(Clone, Default)]
@@ -44,34 +47,76 @@ impl Pokes {
     }
 }
 
-type Attach =
-    dyn Fn(Controller<Component>, Store<Component>, Pokes) -> Controller<Component> + Send + Sync;
+type Attach = dyn Fn(Controller<Component>, Store<Component>, Pokes, WatchHealth) -> Controller<Component>
+    + Send
+    + Sync;
+
+/// A stream of watch events of one kind, started afresh for each leadership term.
+type EventSource<T> =
+    dyn Fn() -> BoxStream<'static, Result<watcher::Event<T>, watcher::Error>> + Send + Sync;
 
 /// A source of re-reconciles from related objects (e.g. Secrets a Component references).
 /// A Component poked this way skips its backoff and retries an auth / not-found failure at once.
+///
+/// Only real changes reach the mapper (see [`ChangeFilter`]): a relist — at start, after a
+/// leader change or a `410 Gone` — replays objects without poking anything. Watch failures
+/// are reported to the controller's [`WatchHealth`].
 #[derive(Clone)]
 pub struct RelatedWatch {
     attach: Arc<Attach>,
 }
 
 impl RelatedWatch {
-    /// Watches objects of type `K` through `api`; `mapper` gets each changed object and the
+    /// Watches objects of type `K` through `api`; `mapper` gets each real change and the
     /// current Components (a reflector store) and returns the Components to re-reconcile.
+    /// With `K = PartialObjectMeta<_>` only metadata is listed and watched: the API server
+    /// never sends the objects' data (Secrets' payloads stay out of this process).
     pub fn new<K, F>(api: Api<K>, config: watcher::Config, mapper: F) -> Self
     where
         K: Clone + Resource + DeserializeOwned + Debug + Send + Sync + 'static,
-        K::DynamicType: Default + Debug + Clone + Eq + Hash,
-        F: Fn(&K, &Store<Component>) -> Vec<ObjectRef<Component>> + Send + Sync + 'static,
+        K::DynamicType: Default,
+        F: Fn(&Changed, &Store<Component>) -> Vec<ObjectRef<Component>> + Send + Sync + 'static,
+    {
+        let name = K::kind(&K::DynamicType::default()).into_owned();
+        Self::from_events(
+            name,
+            Arc::new(move || watcher(api.clone(), config.clone()).boxed()),
+            mapper,
+        )
+    }
+
+    fn from_events<T, F>(watch: String, events: Arc<EventSource<T>>, mapper: F) -> Self
+    where
+        T: Resource + Send + 'static,
+        F: Fn(&Changed, &Store<Component>) -> Vec<ObjectRef<Component>> + Send + Sync + 'static,
     {
         let mapper = Arc::new(mapper);
         Self {
-            attach: Arc::new(move |ctrl, store, pokes| {
+            attach: Arc::new(move |ctrl, store, pokes, health| {
                 let mapper = mapper.clone();
-                ctrl.watches(api.clone(), config.clone(), move |obj: K| {
-                    let refs = mapper(&obj, &store);
+                let watch = watch.clone();
+                let mut filter = ChangeFilter::new();
+                let refs = events().default_backoff().flat_map(move |event| {
+                    let refs: Vec<ObjectRef<Component>> = match event {
+                        Err(e) => {
+                            health.failed(&watch, &describe_watch_error(&e));
+                            Vec::new()
+                        }
+                        Ok(event) => {
+                            if !matches!(event, watcher::Event::Init) {
+                                health.delivered(&watch);
+                            }
+                            filter
+                                .changes(&event)
+                                .iter()
+                                .flat_map(|changed| mapper(changed, &store))
+                                .collect()
+                        }
+                    };
                     pokes.add(&refs);
-                    refs
-                })
+                    futures::stream::iter(refs)
+                });
+                ctrl.reconcile_on(refs)
             }),
         }
     }
@@ -85,11 +130,29 @@ impl RelatedWatch {
             + 'static,
     {
         Self {
-            attach: Arc::new(move |ctrl, store, pokes| {
+            attach: Arc::new(move |ctrl, store, pokes, _| {
                 let s = factory(&store).inspect(move |r| pokes.add([r]));
                 ctrl.reconcile_on(s)
             }),
         }
+    }
+}
+
+/// A watch error as users read it: the API server's own message when there is one
+/// (`secrets is forbidden: User "…" cannot list resource "secrets" …`).
+pub fn describe_watch_error(e: &watcher::Error) -> String {
+    let client = match e {
+        watcher::Error::InitialListFailed(c)
+        | watcher::Error::WatchStartFailed(c)
+        | watcher::Error::WatchFailed(c) => c,
+        watcher::Error::WatchError(status) => {
+            return format!("HTTP {}: {}", status.code, status.message);
+        }
+        watcher::Error::NoResourceVersion => return e.to_string(),
+    };
+    match client {
+        kube::Error::Api(status) => format!("HTTP {}: {}", status.code, status.message),
+        other => crate::kube_api::with_causes(other),
     }
 }
 
@@ -112,6 +175,11 @@ pub struct ControllerOptions {
     pub slow_retry: Duration,
     /// Related-object watches.
     pub related: Vec<RelatedWatch>,
+    /// Where watch failures are reported (share it with `/readyz`).
+    pub watch_health: WatchHealth,
+    /// The fence every write checks (open while leading; always open without election).
+    /// Share it with anything else that acts on the cluster (e.g. the helm runner).
+    pub leadership: Leadership,
 }
 
 impl ControllerOptions {
@@ -126,12 +194,15 @@ impl ControllerOptions {
             backoff: Backoff::default(),
             slow_retry: Duration::from_secs(300),
             related: Vec::new(),
+            watch_health: WatchHealth::new(),
+            leadership: Leadership::always(),
         }
     }
 
     /// Enables leader election on Lease `name` in `namespace` (15 s lease, 5 s renewal).
     pub fn with_leader_election(mut self, name: &str, namespace: &str) -> Self {
         self.leader_election = Some(LeaseConfig::new(name, namespace, &self.identity));
+        self.leadership = Leadership::candidate();
         self
     }
 
@@ -152,6 +223,7 @@ pub enum ControllerError {
 struct Ctx<H: Handler> {
     engine: Engine<H>,
     pokes: Pokes,
+    leadership: Leadership,
 }
 
 /// Hash of what can make a reconcile do something different: status-only changes (our own
@@ -175,6 +247,13 @@ async fn reconcile<H: Handler>(
     c: Arc<Component>,
     ctx: Arc<Ctx<H>>,
 ) -> Result<KubeAction, EngineError> {
+    // A replica that may no longer act starts nothing (not even the handler's reads and
+    // dry-runs): it may have been frozen with this reconcile queued.
+    if let Err(e) = ctx.leadership.check() {
+        return Err(EngineError::Api(crate::api::ApiError::NotLeader(
+            e.to_string(),
+        )));
+    }
     let ns = c.namespace().unwrap_or_default();
     let name = c.name_any();
     let poked = ctx.pokes.take(&ObjectRef::from_obj(c.as_ref()));
@@ -186,6 +265,10 @@ async fn reconcile<H: Handler>(
 }
 
 fn error_policy<H: Handler>(c: Arc<Component>, e: &EngineError, _: Arc<Ctx<H>>) -> KubeAction {
+    if matches!(e, EngineError::Api(crate::api::ApiError::NotLeader(_))) {
+        tracing::debug!(error = %e, "not reconciled: this replica no longer leads");
+        return KubeAction::await_change();
+    }
     let delay = if e.category() == ErrorCategory::Conflict {
         Duration::from_millis(500)
     } else {
@@ -222,8 +305,9 @@ fn shutdown_signal() -> Result<watch::Receiver<bool>, ControllerError> {
 
 /// Runs the controller for `handler` until SIGTERM / Ctrl-C.
 ///
-/// With `opts.leader_election`, only the Lease holder reconciles; losing the Lease stops the
-/// controller (in-flight reconciles finish) and the replica campaigns again.
+/// With `opts.leader_election`, only the Lease holder reconciles; losing the Lease closes
+/// `opts.leadership` (in-flight reconciles can no longer write), stops the controller and the
+/// replica campaigns again.
 pub async fn run<H: Handler>(
     client: Client,
     handler: Arc<H>,
@@ -245,11 +329,10 @@ pub async fn run_until<H: Handler>(
         .reporter
         .clone()
         .unwrap_or_else(|| format!("{}-handler", handler.name()));
-    let api: Arc<dyn crate::api::ComponentApi> = Arc::new(KubeComponentApi::new(
-        client.clone(),
-        &reporter,
-        Some(opts.identity.clone()),
-    ));
+    let api: Arc<dyn crate::api::ComponentApi> = Arc::new(
+        KubeComponentApi::new(client.clone(), &reporter, Some(opts.identity.clone()))
+            .fenced(opts.leadership.clone()),
+    );
     let ctx = Arc::new(Ctx {
         engine: Engine::new(
             handler.clone(),
@@ -262,6 +345,7 @@ pub async fn run_until<H: Handler>(
             },
         ),
         pokes: Pokes::default(),
+        leadership: opts.leadership.clone(),
     });
     let term = |stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
         let client = client.clone();
@@ -280,7 +364,7 @@ pub async fn run_until<H: Handler>(
                 Arc::new(SystemClock),
                 lease,
             ));
-            run_as_leader(elector, shutdown, term).await;
+            run_as_leader(elector, opts.leadership.clone(), shutdown, term).await;
         }
         None => {
             let mut sd = shutdown.clone();
@@ -303,15 +387,27 @@ async fn controller_term<H: Handler>(
         None => Api::all(client),
     };
     let (reader, writer) = reflector::store();
+    let health = opts.watch_health.clone();
+    health.reset();
     let components = watcher(api, watcher::Config::default())
         .default_backoff()
+        .inspect(move |event| match event {
+            Err(e) => health.failed("Component", &describe_watch_error(e)),
+            Ok(watcher::Event::Init) => {}
+            Ok(_) => health.delivered("Component"),
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
     let mut ctrl = Controller::for_stream(components, reader.clone())
         .with_config(Config::default().concurrency(opts.concurrency));
     for related in &opts.related {
-        ctrl = (related.attach)(ctrl, reader.clone(), ctx.pokes.clone());
+        ctrl = (related.attach)(
+            ctrl,
+            reader.clone(),
+            ctx.pokes.clone(),
+            opts.watch_health.clone(),
+        );
     }
     // The runtime wants a Sync future: relay `stop` through a oneshot.
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -326,6 +422,8 @@ async fn controller_term<H: Handler>(
     .for_each(|res| async move {
         match res {
             Ok((obj, action)) => tracing::debug!(object = %obj, ?action, "reconciled"),
+            // Reconcile failures are logged by `error_policy`, watch failures reported
+            // through `WatchHealth`; what remains (object gone before its turn) is routine.
             Err(e) => tracing::debug!(error = %e, "controller event"),
         }
     })

@@ -8,6 +8,7 @@ use kube::{Api, Client, Resource};
 use crate::api::{ApiError, ComponentApi, ComponentEvent};
 use crate::crd::Component;
 use crate::event_recorder::{EventRecorder, EventSpec};
+use crate::leadership::Leadership;
 
 /// Maps a kube error to an [`ApiError`] by HTTP status.
 pub fn map_kube_error(e: kube::Error) -> ApiError {
@@ -29,11 +30,28 @@ pub fn map_kube_error(e: kube::Error) -> ApiError {
     }
 }
 
+/// An error with its causes, each once (a transport error only says "connection refused"
+/// three levels down).
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 /// The Component API of a cluster.
 #[derive(Clone)]
 pub struct KubeComponentApi {
     client: Client,
     recorder: EventRecorder,
+    leadership: Leadership,
 }
 
 impl KubeComponentApi {
@@ -42,7 +60,20 @@ impl KubeComponentApi {
         Self {
             recorder: EventRecorder::new(client.clone(), controller, instance),
             client,
+            leadership: Leadership::always(),
         }
+    }
+
+    /// Refuses every write unless `leadership` allows it (checked right before each call).
+    pub fn fenced(mut self, leadership: Leadership) -> Self {
+        self.leadership = leadership;
+        self
+    }
+
+    fn may_write(&self) -> Result<(), ApiError> {
+        self.leadership
+            .check()
+            .map_err(|e| ApiError::NotLeader(e.to_string()))
     }
 
     fn api(&self, namespace: &str) -> Api<Component> {
@@ -71,6 +102,7 @@ impl ComponentApi for KubeComponentApi {
         component: &Component,
         finalizers: Vec<String>,
     ) -> Result<Option<Component>, ApiError> {
+        self.may_write()?;
         let (ns, name) = ns_name(component);
         let Some(rv) = component.metadata.resource_version.clone() else {
             return Err(ApiError::Rejected(
@@ -108,6 +140,7 @@ impl ComponentApi for KubeComponentApi {
         name: &str,
         patch: serde_json::Value,
     ) -> Result<Component, ApiError> {
+        self.may_write()?;
         self.api(namespace)
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -119,6 +152,7 @@ impl ComponentApi for KubeComponentApi {
         component: &Component,
         event: &ComponentEvent,
     ) -> Result<(), ApiError> {
+        self.may_write()?;
         let ev = EventSpec {
             warning: event.warning,
             reason: &event.reason,

@@ -1,10 +1,13 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease.
 //!
-//! A candidate acquires the Lease when it is absent, expired (`renewTime + leaseDurationSeconds`
-//! passed) or has no holder; the holder renews it every `renew_interval`. Every write is a
-//! replace guarded by the Lease's resourceVersion, so two candidates racing for an expired
-//! Lease cannot both win. A holder that cannot renew before its Lease would expire, or finds
-//! another holder, has lost: it stops reconciling before anyone else can take over.
+//! A candidate acquires the Lease when it is absent, has no holder, or has expired: the
+//! record stayed unchanged for `leaseDurationSeconds` **as this candidate observed it** —
+//! measured on its own clock from when it first saw that record, as client-go does, never
+//! from the holder's `renewTime`, so a skewed clock cannot make two leaders. The holder
+//! renews every `renew_interval`. Every write is a replace guarded by the Lease's
+//! resourceVersion, so two candidates racing for an expired Lease cannot both win. A holder
+//! that cannot renew before its Lease would expire, or finds another holder, has lost: its
+//! [`Leadership`] fence closes (every later write is refused) and it stops reconciling.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -20,6 +23,7 @@ use tokio::sync::watch;
 use crate::api::ApiError;
 use crate::clock::{self, Clock, Timestamp};
 use crate::kube_api::map_kube_error;
+use crate::leadership::Leadership;
 
 /// Leader election settings.
 #[derive(Clone, Debug)]
@@ -166,6 +170,29 @@ pub struct LeaderElector {
     api: Arc<dyn LeaseApi>,
     clock: Arc<dyn Clock>,
     config: LeaseConfig,
+    /// The other holder's record as last seen, and when this candidate first saw it.
+    observed: Mutex<Option<(LeaseSpec, Timestamp)>>,
+}
+
+/// Whether another holder's Lease is still valid, judged by local observation: the record
+/// `spec` was first seen unchanged at `observed_at` (this candidate's clock); it is valid
+/// until `observed_at + leaseDurationSeconds`. The holder's `renewTime` is never compared
+/// with this clock.
+pub fn held_by_other(
+    spec: &LeaseSpec,
+    observed_at: Timestamp,
+    now: Timestamp,
+    default: Duration,
+) -> bool {
+    let held = spec
+        .holder_identity
+        .as_deref()
+        .is_some_and(|h| !h.is_empty());
+    let duration = spec
+        .lease_duration_seconds
+        .map(|s| Duration::from_secs(u64::try_from(s.max(0)).unwrap_or(0)))
+        .unwrap_or(default);
+    held && now < clock::plus(observed_at, duration)
 }
 
 /// Whole seconds, rounded up (others must never see a shorter Lease than the holder assumes).
@@ -176,7 +203,24 @@ fn secs(d: Duration) -> i32 {
 
 impl LeaderElector {
     pub fn new(api: Arc<dyn LeaseApi>, clock: Arc<dyn Clock>, config: LeaseConfig) -> Self {
-        Self { api, clock, config }
+        Self {
+            api,
+            clock,
+            config,
+            observed: Mutex::new(None),
+        }
+    }
+
+    /// When this candidate first saw `spec` unchanged (now, if it differs from the last one).
+    fn observe(&self, spec: &LeaseSpec, now: Timestamp) -> Timestamp {
+        let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+        match observed.as_ref() {
+            Some((seen, at)) if seen == spec => *at,
+            _ => {
+                *observed = Some((spec.clone(), now));
+                now
+            }
+        }
     }
 
     /// The settings.
@@ -218,19 +262,8 @@ impl LeaderElector {
         let next = if spec.holder_identity.as_deref() == Some(self.config.identity.as_str()) {
             self.spec(now, spec.acquire_time.clone(), transitions)
         } else {
-            let held = spec
-                .holder_identity
-                .as_deref()
-                .is_some_and(|h| !h.is_empty());
-            let duration = spec
-                .lease_duration_seconds
-                .map(|s| Duration::from_secs(u64::try_from(s.max(0)).unwrap_or(0)))
-                .unwrap_or(self.config.lease_duration);
-            let valid = match &spec.renew_time {
-                Some(renewed) => now < clock::plus(renewed.0, duration),
-                None => false,
-            };
-            if held && valid {
+            let observed_at = self.observe(&spec, now);
+            if held_by_other(&spec, observed_at, now, self.config.lease_duration) {
                 return Ok(false);
             }
             self.spec(now, None, transitions.saturating_add(1))
@@ -274,10 +307,14 @@ impl LeaderElector {
 ///
 /// Campaigns every `retry_interval`; once leader, calls `term(stop)` where `stop` resolves
 /// when leadership is lost (renewal failed, or could not be confirmed before the Lease would
-/// expire) or shutdown was requested; `term` must return soon after. After a lost term it
-/// campaigns again; on shutdown it releases the Lease and returns.
+/// expire) or shutdown was requested; `term` must return soon after. `leadership` opens on
+/// every successful acquire or renewal for one Lease duration from when that attempt
+/// started, and closes when the term is lost — before `stop` resolves, so nothing in flight
+/// writes after. After a lost term it campaigns again; on shutdown it waits for `term`,
+/// then releases the Lease and returns.
 pub async fn run_as_leader<F, Fut>(
     elector: Arc<LeaderElector>,
+    leadership: Leadership,
     mut shutdown: watch::Receiver<bool>,
     mut term: F,
 ) where
@@ -291,8 +328,12 @@ pub async fn run_as_leader<F, Fut>(
             if *shutdown.borrow() {
                 return;
             }
+            let started = tokio::time::Instant::now();
             match elector.try_acquire_or_renew().await {
-                Ok(true) => break,
+                Ok(true) => {
+                    leadership.renewed(started, cfg.lease_duration);
+                    break;
+                }
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, lease = %cfg.name, "leader election: cannot read or write the Lease")
@@ -310,10 +351,12 @@ pub async fn run_as_leader<F, Fut>(
         let renewer = AbortOnDrop(tokio::spawn({
             let elector = elector.clone();
             let cfg = cfg.clone();
+            let leadership = leadership.clone();
             async move {
                 let mut last_ok = tokio::time::Instant::now();
                 loop {
                     tokio::time::sleep(cfg.renew_interval).await;
+                    let started = tokio::time::Instant::now();
                     // A hanging API call must not keep us leading past the Lease.
                     let attempt =
                         tokio::time::timeout(cfg.renew_interval, elector.try_acquire_or_renew())
@@ -322,7 +365,10 @@ pub async fn run_as_leader<F, Fut>(
                                 Err(ApiError::Other("Lease renewal timed out".into()))
                             });
                     match attempt {
-                        Ok(true) => last_ok = tokio::time::Instant::now(),
+                        Ok(true) => {
+                            leadership.renewed(started, cfg.lease_duration);
+                            last_ok = started;
+                        }
                         Ok(false) => break,
                         Err(e) => {
                             tracing::warn!(error = %e, "leader election: renewal failed");
@@ -333,6 +379,7 @@ pub async fn run_as_leader<F, Fut>(
                         }
                     }
                 }
+                leadership.ended();
                 let _ = lost_tx.send(true);
             }
         }));
@@ -345,6 +392,7 @@ pub async fn run_as_leader<F, Fut>(
         });
         term(stop).await;
         drop(renewer);
+        leadership.ended();
         if *shutdown.borrow() {
             if let Err(e) = elector.release().await {
                 tracing::warn!(error = %e, "leader election: cannot release the Lease");

@@ -51,8 +51,8 @@
 //! let secrets = RelatedWatch::new(
 //!     kube::Api::<Secret>::all(client.clone()),
 //!     watcher::Config::default(),
-//!     |secret: &Secret, components| {
-//!         // Components that reference this Secret.
+//!     |secret: &componentkit::changes::Changed, components| {
+//!         // Components that reference this Secret (secret.namespace, secret.name).
 //!         components.state().iter()
 //!             .filter(|c| false /* c references secret */)
 //!             .map(|c| ObjectRef::from_obj(c.as_ref()))
@@ -70,6 +70,7 @@
 
 pub mod api;
 pub mod backoff;
+pub mod changes;
 pub mod clock;
 pub mod controller;
 pub mod crd;
@@ -79,8 +80,10 @@ pub mod event_recorder;
 pub mod handler;
 pub mod kube_api;
 pub mod leader;
+pub mod leadership;
 pub mod memory;
 pub mod mergepatch;
 pub mod names;
 pub mod status;
 pub mod testing;
+pub mod watch_health;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use componentkit::clock::{ManualClock, SystemClock};
+use componentkit::clock::{Clock, ManualClock, SystemClock};
 use componentkit::leader::{InMemoryLease, LeaderElector, LeaseConfig, run_as_leader};
+use componentkit::leadership::Leadership;
 use tokio::sync::watch;
 
 fn elector(
@@ -75,8 +76,13 @@ async fn racing_for_an_expired_lease_has_one_winner() {
     assert!(a.try_acquire_or_renew().await.unwrap());
     clock.advance(Duration::from_secs(60));
     // b and c both see the expired Lease; the resourceVersion guard lets only one replace it.
+    // b and c just started: a Lease they have not watched for a whole duration is not theirs
+    // to judge (client-go's rule), however old its renewTime.
     let b = elector(&lease, Arc::new(clock.clone()), "b");
     let c = elector(&lease, Arc::new(clock.clone()), "c");
+    assert!(!b.try_acquire_or_renew().await.unwrap());
+    assert!(!c.try_acquire_or_renew().await.unwrap());
+    clock.advance(Duration::from_secs(15));
     let (rb, rc) = tokio::join!(b.try_acquire_or_renew(), c.try_acquire_or_renew());
     let wins = [rb.unwrap(), rc.unwrap()].iter().filter(|w| **w).count();
     assert_eq!(wins, 1);
@@ -104,7 +110,7 @@ async fn only_the_leader_runs_and_the_survivor_takes_over() {
         let (tx, rx) = watch::channel(false);
         let (active, max_active, terms) = (active.clone(), max_active.clone(), terms.clone());
         let task = tokio::spawn(async move {
-            run_as_leader(elector, rx, move |stop| {
+            run_as_leader(elector, Leadership::candidate(), rx, move |stop| {
                 let (active, max_active, terms) =
                     (active.clone(), max_active.clone(), terms.clone());
                 async move {
@@ -180,14 +186,25 @@ async fn a_leader_that_cannot_renew_steps_down_before_expiry() {
     let (_tx, rx) = watch::channel(false);
     let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel::<std::time::Instant>();
     let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<std::time::Instant>();
-    let task = tokio::spawn(run_as_leader(elector, rx, move |stop| {
-        let (ended_tx, started_tx) = (ended_tx.clone(), started_tx.clone());
-        async move {
-            let _ = started_tx.send(std::time::Instant::now());
-            stop.await;
-            let _ = ended_tx.send(std::time::Instant::now());
-        }
-    }));
+    let leadership = Leadership::candidate();
+    let fence = leadership.clone();
+    let task = tokio::spawn(run_as_leader(
+        elector,
+        leadership.clone(),
+        rx,
+        move |stop| {
+            let (ended_tx, started_tx) = (ended_tx.clone(), started_tx.clone());
+            let fence = fence.clone();
+            async move {
+                assert!(fence.may_act(), "the fence is open while leading");
+                let _ = started_tx.send(std::time::Instant::now());
+                stop.await;
+                // Closed before the term is told to stop: nothing in flight writes after.
+                assert!(!fence.may_act(), "the fence closes before stop resolves");
+                let _ = ended_tx.send(std::time::Instant::now());
+            }
+        },
+    ));
     started_rx.recv().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let last_renew = std::time::Instant::now();
@@ -208,4 +225,37 @@ async fn a_leader_that_cannot_renew_steps_down_before_expiry() {
         .unwrap()
         .unwrap();
     task.abort();
+}
+
+/// Expiry is judged by when this candidate saw the record change, on its own clock: a holder
+/// whose clock is behind (renewTime long past) but who keeps renewing is never overthrown,
+/// and one whose clock is ahead (renewTime in the future) is taken over one Lease after it
+/// stopped renewing, not when its future renewTime passes.
+#[tokio::test]
+async fn expiry_is_judged_by_local_observation_not_the_holders_clock() {
+    let ours = ManualClock::at_epoch();
+    for skew in [-3600i64, 3600] {
+        let lease = InMemoryLease::default();
+        let skewed = if skew < 0 {
+            ours.now() - Duration::from_secs(skew.unsigned_abs())
+        } else {
+            ours.now() + Duration::from_secs(skew.unsigned_abs())
+        };
+        let holder_clock = ManualClock::new(skewed);
+        let holder = elector(&lease, Arc::new(holder_clock.clone()), "holder");
+        let b = elector(&lease, Arc::new(ours.clone()), "b");
+        assert!(holder.try_acquire_or_renew().await.unwrap());
+        for _ in 0..10 {
+            assert!(!b.try_acquire_or_renew().await.unwrap(), "skew {skew}");
+            ours.advance(Duration::from_secs(5));
+            holder_clock.advance(Duration::from_secs(5));
+            assert!(holder.try_acquire_or_renew().await.unwrap());
+        }
+        // The holder stops: b takes over 15 s after it last saw a change.
+        assert!(!b.try_acquire_or_renew().await.unwrap());
+        ours.advance(Duration::from_secs(14));
+        assert!(!b.try_acquire_or_renew().await.unwrap(), "skew {skew}");
+        ours.advance(Duration::from_secs(1));
+        assert!(b.try_acquire_or_renew().await.unwrap(), "skew {skew}");
+    }
 }

@@ -37,6 +37,7 @@ pub mod command;
 pub mod errors;
 pub mod locks;
 pub mod release;
+pub mod stop;
 pub mod version;
 
 pub use errors::HelmError;
@@ -87,6 +88,8 @@ pub struct HelmEngineOptions {
     /// Extra environment for helm, applied last (e.g. `HELM_DRIVER=memory` in tests, proxy
     /// settings). Never put credentials here.
     pub extra_env: BTreeMap<String, String>,
+    /// When helm may not start, and when running helm must stop (lost lead, shutdown).
+    pub stop: stop::HelmStop,
 }
 
 impl Default for HelmEngineOptions {
@@ -99,6 +102,7 @@ impl Default for HelmEngineOptions {
             timeout: Duration::from_secs(300),
             history_max: 10,
             extra_env: BTreeMap::new(),
+            stop: stop::HelmStop::default(),
         }
     }
 }
@@ -250,8 +254,9 @@ impl HelmEngine {
             OsString::from("--template"),
             OsString::from("{{.Version}}"),
         ];
+        // Not gated by `stop`: it runs before this replica may lead, and touches no cluster.
         let out = self
-            .run_checked("version", &Release::new("-", "-"), args, None)
+            .run_helm("version", &Release::new("-", "-"), args, None, None)
             .await?;
         let found = out.trim().to_string();
         let version = HelmVersion::parse(&found).ok_or_else(|| HelmError::UnknownVersion {
@@ -310,7 +315,8 @@ impl HelmEngine {
         }
     }
 
-    /// Runs helm; non-zero exit → classified error; success → stdout.
+    /// Runs helm while this replica may act; non-zero exit → classified error; success →
+    /// stdout.
     async fn run_checked(
         &self,
         operation: &'static str,
@@ -318,13 +324,28 @@ impl HelmEngine {
         args: Vec<OsString>,
         timeout: Option<Duration>,
     ) -> Result<String, HelmError> {
+        let stop = &self.options.stop;
+        self.run_helm(operation, release, args, timeout, Some(stop))
+            .await
+    }
+
+    async fn run_helm(
+        &self,
+        operation: &'static str,
+        release: &Release,
+        args: Vec<OsString>,
+        timeout: Option<Duration>,
+        stop: Option<&stop::HelmStop>,
+    ) -> Result<String, HelmError> {
         let timeout = timeout.unwrap_or(self.options.timeout);
         tracing::debug!(operation, %release, ?args, "running helm");
+        let never = stop::HelmStop::default();
         let out = command::run(
             self.command(&args),
             &self.options.helm_binary,
             operation,
             timeout,
+            stop.unwrap_or(&never),
         )
         .await?;
         if out.status.success() {
@@ -457,6 +478,77 @@ impl HelmEngine {
         Ok((dir, path))
     }
 
+    /// `helm status NAME --namespace NS --output json`.
+    fn status_args(&self, release: &Release) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "status".into(),
+            release.name.clone().into(),
+            "--namespace".into(),
+            release.namespace.clone().into(),
+            "--output".into(),
+            "json".into(),
+        ];
+        self.cluster_args(&mut args);
+        args
+    }
+
+    /// After shutdown stopped an install or upgrade (the release lock still held, so nothing
+    /// else of ours runs on it): helm 4 leaves a cancelled operation `pending-*`, which
+    /// would block the next leader for the stale-pending delay. This replica still leads, so
+    /// it unblocks the release itself at once — a pending install is uninstalled, a pending
+    /// upgrade rolled back — within a short bound of the shutdown budget.
+    async fn unlock_stopped(&self, release: &Release) {
+        const BOUND: Duration = Duration::from_secs(10);
+        let fenced = self.options.stop.leadership_only();
+        let status = self.status_args(release);
+        let info = match self
+            .run_helm("status", release, status, Some(BOUND), Some(&fenced))
+            .await
+            .and_then(|out| ReleaseInfo::from_json("status", &out))
+        {
+            Ok(info) if info.status.is_pending() => info,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(%release, error = %e, "stopped helm: cannot read the release; the next leader recovers it when it is stale");
+                return;
+            }
+        };
+        let mut args: Vec<OsString> =
+            if info.status == ReleaseStatus::PendingInstall && info.revision <= 1 {
+                vec!["uninstall".into(), release.name.clone().into()]
+            } else {
+                vec![
+                    "rollback".into(),
+                    release.name.clone().into(),
+                    "--history-max".into(),
+                    self.options.history_max.to_string().into(),
+                ]
+            };
+        let operation = if args[0] == "uninstall" {
+            "uninstall"
+        } else {
+            "rollback"
+        };
+        args.extend([
+            "--namespace".into(),
+            release.namespace.clone().into(),
+            "--timeout".into(),
+            Self::helm_timeout_arg(BOUND),
+        ]);
+        self.cluster_args(&mut args);
+        match self
+            .run_helm(operation, release, args, Some(BOUND), Some(&fenced))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(%release, status = %info.status, operation, "stopped helm left the release pending; unblocked it")
+            }
+            Err(e) => {
+                tracing::warn!(%release, status = %info.status, operation, error = %e, "stopped helm left the release pending and it could not be unblocked; the next leader recovers it when it is stale")
+            }
+        }
+    }
+
     fn absolute_chart(chart: &Path) -> PathBuf {
         std::path::absolute(chart).unwrap_or_else(|_| chart.to_path_buf())
     }
@@ -476,9 +568,22 @@ impl ReleaseEngine for HelmEngine {
         let _guard = self.locks.lock(release).await;
         let (_dir, values_file) = self.write_values("upgrade", values)?;
         let args = self.upgrade_args(release, &Self::absolute_chart(chart), &values_file, options);
-        let out = self
+        let out = match self
             .run_checked("upgrade", release, args, options.timeout)
-            .await?;
+            .await
+        {
+            Ok(out) => out,
+            Err(
+                e @ HelmError::Stopped {
+                    reason: stop::StopReason::Shutdown,
+                    ..
+                },
+            ) => {
+                self.unlock_stopped(release).await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         ReleaseInfo::from_json("upgrade", &out)
     }
 
@@ -486,15 +591,7 @@ impl ReleaseEngine for HelmEngine {
     async fn status(&self, release: &Release) -> Result<Option<ReleaseInfo>, HelmError> {
         release.validate()?;
         let _guard = self.locks.lock(release).await;
-        let mut args: Vec<OsString> = vec![
-            "status".into(),
-            release.name.clone().into(),
-            "--namespace".into(),
-            release.namespace.clone().into(),
-            "--output".into(),
-            "json".into(),
-        ];
-        self.cluster_args(&mut args);
+        let args = self.status_args(release);
         match self.run_checked("status", release, args, None).await {
             Ok(out) => ReleaseInfo::from_json("status", &out).map(Some),
             Err(e) if e.is_release_not_found() => Ok(None),

@@ -27,6 +27,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use componentkit::watch_health::WatchHealth;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -109,6 +110,11 @@ pub struct CategoryLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    pub watch: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabels {
     pub version: String,
 }
@@ -124,6 +130,7 @@ pub struct Metrics {
     pub bytes_downloaded: Counter,
     pub release_operations: Family<ReleaseLabels, Counter>,
     pub errors: Family<CategoryLabels, Counter>,
+    pub watch_errors: Family<WatchLabels, Counter>,
     pub leader: Gauge,
 }
 
@@ -194,6 +201,12 @@ impl Metrics {
         );
         let errors = Family::<CategoryLabels, Counter>::default();
         registry.register("errors", "Handler errors by category", errors.clone());
+        let watch_errors = Family::<WatchLabels, Counter>::default();
+        registry.register(
+            "watch_errors",
+            "Failed list/watch calls of the controller's watches (Component, Secret, ConfigMap), by watch",
+            watch_errors.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -221,6 +234,7 @@ impl Metrics {
             bytes_downloaded,
             release_operations,
             errors,
+            watch_errors,
             leader,
         }
     }
@@ -312,6 +326,8 @@ pub struct Health {
     alive: AtomicBool,
     role: AtomicU8,
     controller_started: AtomicBool,
+    /// The controller's watches: a leader whose watch fails is not ready.
+    pub watches: WatchHealth,
 }
 
 impl Default for Health {
@@ -320,6 +336,7 @@ impl Default for Health {
             alive: AtomicBool::new(true),
             role: AtomicU8::new(Role::Starting as u8),
             controller_started: AtomicBool::new(false),
+            watches: WatchHealth::new(),
         }
     }
 }
@@ -355,29 +372,43 @@ impl Health {
         self.alive.load(Ordering::SeqCst)
     }
 
-    /// Ready: a leader whose controller has started, or a standby waiting for the lease.
+    /// Ready: a leader whose controller has started and whose watches work, or a standby
+    /// waiting for the lease.
     pub fn is_ready(&self) -> bool {
         self.is_alive()
             && match self.role() {
                 Role::Starting => false,
                 Role::Standby => true,
-                Role::Leader => self.controller_started.load(Ordering::SeqCst),
+                Role::Leader => {
+                    self.controller_started.load(Ordering::SeqCst)
+                        && self.watches.failing().is_empty()
+                }
             }
     }
 
-    /// A short, human-readable description of the state, for `/readyz`.
-    pub fn describe(&self) -> &'static str {
+    /// A short, human-readable description of the state, for `/readyz`; names each failing
+    /// watch with the API server's reason.
+    pub fn describe(&self) -> String {
         if !self.is_alive() {
-            return "dead";
+            return "dead".into();
         }
-        match self.role() {
+        let state = match self.role() {
             Role::Starting => "starting",
             Role::Standby => "standby (waiting for the leader lease)",
             Role::Leader if self.controller_started.load(Ordering::SeqCst) => {
                 "leader, controller running"
             }
             Role::Leader => "leader, controller starting",
+        };
+        let failing = self.watches.failing();
+        if self.role() != Role::Leader || failing.is_empty() {
+            return state.into();
         }
+        let reasons: Vec<String> = failing
+            .iter()
+            .map(|(watch, error)| format!("watch {watch} failing: {error}"))
+            .collect();
+        format!("{state}; {}", reasons.join("; "))
     }
 }
 
@@ -453,6 +484,11 @@ mod tests {
         m.observe_release(ReleaseOperation::install, true);
         m.observe_error("network");
         m.leader.set(1);
+        m.watch_errors
+            .get_or_create(&WatchLabels {
+                watch: "Secret".into(),
+            })
+            .inc();
         let text = m.encode();
         for needle in [
             "helm_handler_reconciles_total{operation=\"apply\",result=\"done\"} 1",
@@ -466,6 +502,7 @@ mod tests {
             "helm_handler_release_operations_total{operation=\"install\",result=\"ok\"} 1",
             "helm_handler_errors_total{category=\"network\"} 1",
             "helm_handler_leader 1",
+            "helm_handler_watch_errors_total{watch=\"Secret\"} 1",
             "helm_handler_build_info{version=",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
@@ -482,6 +519,19 @@ mod tests {
         h.set_role(Role::Leader);
         assert!(!h.is_ready());
         h.set_controller_started(true);
+        assert!(h.is_ready());
+        h.watches.failed(
+            "Secret",
+            "HTTP 403: secrets is forbidden: User \"x\" cannot list resource \"secrets\"",
+        );
+        assert!(!h.is_ready());
+        assert!(
+            h.describe()
+                .contains("watch Secret failing: HTTP 403: secrets is forbidden"),
+            "{}",
+            h.describe()
+        );
+        h.watches.delivered("Secret");
         assert!(h.is_ready());
         h.set_dead();
         assert!(!h.is_alive());

@@ -353,6 +353,63 @@ async fn invalid_releases_never_reach_helm() {
     assert!(fake.calls().is_empty());
 }
 
+/// Shutdown (or a lost Lease) stops a running helm with SIGTERM — helm then records a failed
+/// revision instead of leaving the release pending — and no helm starts after it.
+#[tokio::test]
+async fn a_running_helm_gets_sigterm_when_the_controller_must_stop() {
+    use helm_handler::helm::stop::{HelmStop, StopReason};
+    let fake = fake_helm();
+    let engine = HelmEngine::new(fake.options()).unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stop = HelmStop::new(componentkit::leadership::Leadership::always(), rx);
+    let started = Instant::now();
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        tx.send_replace(true);
+        tx
+    });
+    let err = helm_handler::helm::command::run(
+        engine.command(&["hang".into()]),
+        &fake.bin,
+        "upgrade",
+        Duration::from_secs(60),
+        &stop,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            HelmError::Stopped {
+                reason: StopReason::Shutdown,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.category(), ErrorCategory::Conflict, "transient");
+    // SIGTERM ended it well before the kill deadline.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let pid = std::fs::read_to_string(fake.record.join("hang.pid")).unwrap();
+    assert!(!PathBuf::from(format!("/proc/{}", pid.trim())).exists());
+    let _tx = stopper.await.unwrap();
+    // Nothing starts any more.
+    let err = helm_handler::helm::command::run(
+        engine.command(&["hang".into()]),
+        &fake.bin,
+        "upgrade",
+        Duration::from_secs(60),
+        &stop,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("shutting down"), "{err}");
+}
+
 #[tokio::test]
 async fn a_hanging_helm_is_killed_at_the_timeout() {
     let fake = fake_helm();
@@ -367,6 +424,7 @@ async fn a_hanging_helm_is_killed_at_the_timeout() {
         &fake.bin,
         "upgrade",
         Duration::from_millis(700),
+        &helm_handler::helm::stop::HelmStop::default(),
     )
     .await
     .unwrap_err();

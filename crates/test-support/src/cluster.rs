@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use tempfile::TempDir;
@@ -212,7 +212,8 @@ impl Cluster {
             return port_or_fail(e);
         }
 
-        // kube-apiserver
+        // kube-apiserver, with an audit log of every write (who wrote what, and when).
+        std::fs::write(d.join("audit-policy.yaml"), AUDIT_POLICY).context("audit policy")?;
         let mut cmd = Command::new(bin.join("kube-apiserver"));
         cmd.arg(format!("--etcd-servers=http://127.0.0.1:{etcd_client}"))
             .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
@@ -234,7 +235,12 @@ impl Cluster {
             .arg("--service-cluster-ip-range=10.0.0.0/24")
             .arg("--cert-dir")
             .arg(d.join("apiserver-certs"))
-            .arg("--profiling=false");
+            .arg("--profiling=false")
+            .arg("--audit-policy-file")
+            .arg(d.join("audit-policy.yaml"))
+            .arg("--audit-log-path")
+            .arg(d.join("audit.log"))
+            .arg("--audit-log-format=json");
         let api = spawn(
             &mut cluster_processes,
             &pids,
@@ -448,6 +454,30 @@ impl Cluster {
         service_account_kubeconfig(|| self.kubectl(), namespace, name, path)
     }
 
+    /// The writes (create, update, patch, delete) the API server audited whose user agent
+    /// contains `user_agent`, completed at or after `since`.
+    pub fn audited_writes(&self, user_agent: &str, since: SystemTime) -> Vec<AuditedWrite> {
+        let log = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|e| {
+                let agent = e["userAgent"].as_str()?.to_string();
+                let at = e["stageTimestamp"]
+                    .as_str()?
+                    .parse::<jiff::Timestamp>()
+                    .ok()?;
+                let at = SystemTime::from(at);
+                (agent.contains(user_agent) && at >= since).then(|| AuditedWrite {
+                    verb: e["verb"].as_str().unwrap_or_default().to_string(),
+                    uri: e["requestURI"].as_str().unwrap_or_default().to_string(),
+                    user_agent: agent,
+                    code: e["responseStatus"]["code"].as_u64().unwrap_or_default(),
+                    at,
+                })
+            })
+            .collect()
+    }
+
     /// A component's log (`etcd`, `kube-apiserver`, `kube-controller-manager`, …).
     pub fn log(&self, component: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{component}.log")))
@@ -595,6 +625,28 @@ fn port_or_fail(e: StartFailure) -> anyhow::Result<Result<Cluster, anyhow::Error
         StartFailure::PortTaken(e) => Ok(Err(e)),
         StartFailure::Other(e) => Err(e),
     }
+}
+
+/// Audit policy of the local control plane: writes at Metadata level, nothing else (reads
+/// would make the log large and tell nothing a test asks).
+const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+- level: None
+"#;
+
+/// One write the API server audited.
+#[derive(Debug, Clone)]
+pub struct AuditedWrite {
+    pub verb: String,
+    pub uri: String,
+    pub user_agent: String,
+    /// HTTP status code of the response.
+    pub code: u64,
+    pub at: SystemTime,
 }
 
 /// The cluster a suite runs against: the one `HELM_HANDLER_E2E_KUBECONFIG` names, else the

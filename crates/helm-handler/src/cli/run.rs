@@ -13,6 +13,12 @@
 //!    with the network error;
 //! 6. leader election (on by default; Lease `helm-handler-leader` in the system namespace),
 //!    then the controller until SIGTERM/SIGINT.
+//!
+//! Shutdown, in order: stop taking work; let running helm processes finish for
+//! `--shutdown-grace`, then SIGTERM them (helm records a failed revision, which the next
+//! leader upgrades at once — a killed helm would leave a pending one); write the last
+//! statuses; release the Lease so a standby takes over without waiting for it to expire.
+//! Losing the Lease instead closes the write fence at once and stops helm the same way.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,9 +28,11 @@ use std::time::{Duration, Instant};
 
 use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::registry::{SourceContext, SourceRegistry};
+use componentkit::changes::Changed;
 use componentkit::controller::{ControllerOptions, RelatedWatch};
 use componentkit::crd::Component;
-use k8s_openapi::api::coordination::v1::Lease;
+use componentkit::leadership::Leadership;
+use http::header::{HeaderName, HeaderValue, USER_AGENT};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::PartialObjectMeta;
@@ -39,8 +47,9 @@ use crate::handler::drift_probe::KubeDrift;
 use crate::handler::namespaces::KubeNamespaces;
 use crate::handler::readiness::KubeReadiness;
 use crate::handler::{HelmHandler, HelmHandlerParts, ObjectKey, SecretIndex, referenced_objects};
+use crate::helm::stop::HelmStop;
 use crate::helm::{HelmEngine, HelmEngineOptions};
-use crate::metrics::{self, Health, Metrics, Role};
+use crate::metrics::{self, Health, Metrics, Role, WatchLabels};
 
 /// Default chart cache size: 1 GiB.
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 1 << 30;
@@ -118,6 +127,12 @@ pub struct RunArgs {
     /// Upper bound for one helm process (install, upgrade, uninstall, status).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub helm_timeout: Duration,
+
+    /// On SIGTERM, how long running helm processes may go on before they are asked to stop
+    /// (SIGTERM: helm records a failed revision, never a pending one; killed 10 s later).
+    /// The Pod's `terminationGracePeriodSeconds` must exceed this by 15 s or more.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 impl RunArgs {
@@ -220,9 +235,22 @@ async fn kube_client(args: &RunArgs) -> Result<(Client, String), RunError> {
         })?,
     };
     let url = config.cluster_url.to_string();
+    let mut config = config;
+    config.headers.push(user_agent(&identity()));
     let client = Client::try_from(config)
         .map_err(|e| RunError::Usage(format!("cannot build a Kubernetes client for {url}: {e}")))?;
     Ok((client, url))
+}
+
+/// `helm-handler/<version> (<identity>)`: the API server's audit log and metrics tell this
+/// replica's requests from others' (and from helm's).
+fn user_agent(identity: &str) -> (HeaderName, HeaderValue) {
+    let version = env!("CARGO_PKG_VERSION");
+    let value = HeaderValue::from_str(&format!("helm-handler/{version} ({identity})"))
+        .unwrap_or_else(|_| {
+            HeaderValue::from_static(concat!("helm-handler/", env!("CARGO_PKG_VERSION")))
+        });
+    (USER_AGENT, value)
 }
 
 /// First contact with the API server, retried with backoff until `timeout`.
@@ -236,7 +264,7 @@ async fn wait_for_api(client: &Client, url: &str, timeout: Duration) -> Result<(
                 return Ok(());
             }
             Err(e) => {
-                let message = describe_kube_error(&e);
+                let message = componentkit::kube_api::with_causes(&e);
                 let now = Instant::now();
                 if now >= deadline {
                     return Err(RunError::Fatal(format!(
@@ -250,21 +278,6 @@ async fn wait_for_api(client: &Client, url: &str, timeout: Duration) -> Result<(
             }
         }
     }
-}
-
-/// A kube error with its causes (the transport error says "connection refused").
-fn describe_kube_error(e: &kube::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 async fn shutdown_signal() {
@@ -299,12 +312,32 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         "starting helm-handler"
     );
 
+    // The one SIGTERM/SIGINT handler: `shutdown` stops taking work at once, `helm_stop`
+    // stops running helm processes once the grace period is over.
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let (helm_stop_tx, helm_stop) = tokio::sync::watch::channel(false);
+    let grace = args.shutdown_grace;
+    let signals = tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(grace = %humantime::format_duration(grace), "shutdown requested: no new work; running helm may finish within the grace period");
+        let _ = shutdown_tx.send(true);
+        tokio::time::sleep(grace).await;
+        tracing::info!("shutdown grace period over: stopping running helm processes");
+        let _ = helm_stop_tx.send(true);
+    });
+    let leadership = if args.leader_election_enabled() {
+        Leadership::candidate()
+    } else {
+        Leadership::always()
+    };
+
     // 2. helm
     let engine = HelmEngine::new(HelmEngineOptions {
         helm_binary: args.helm_binary.clone(),
         kubeconfig: args.kubeconfig.clone(),
         kube_context: args.context.clone(),
         timeout: args.helm_timeout,
+        stop: HelmStop::new(leadership.clone(), helm_stop),
         ..HelmEngineOptions::default()
     })
     .map_err(|e| RunError::Fatal(e.to_string()))?;
@@ -346,10 +379,21 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         })
     };
 
-    let result = run_with_server(args, engine, cache, metrics, health, stop_rx).await;
+    let stopping = Stopping {
+        leadership,
+        shutdown,
+    };
+    let result = run_with_server(args, engine, cache, metrics, health, stopping).await;
+    signals.abort();
     let _ = stop_tx.send(true);
     let _ = server.await;
     result
+}
+
+/// What ends the controller's work: the lead (with its write fence) and the shutdown signal.
+struct Stopping {
+    leadership: Leadership,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 async fn run_with_server(
@@ -358,13 +402,14 @@ async fn run_with_server(
     cache: Arc<ChartCache>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    _stop: tokio::sync::watch::Receiver<bool>,
+    stopping: Stopping,
 ) -> Result<(), RunError> {
     // 5. Kubernetes
     let (client, url) = kube_client(&args).await?;
+    let mut shutdown = stopping.shutdown.clone();
     tokio::select! {
         r = wait_for_api(&client, &url, args.startup_timeout) => r?,
-        _ = shutdown_signal() => {
+        _ = shutdown.wait_for(|s| *s) => {
             tracing::info!("shutdown requested during start-up");
             return Ok(());
         }
@@ -395,6 +440,7 @@ async fn run_with_server(
         &args,
         metrics,
         health.clone(),
+        stopping,
     )
     .await
     .map_err(|e| {
@@ -477,11 +523,10 @@ fn config_map_watch(
     RelatedWatch::new(
         api,
         watcher::Config::default(),
-        move |meta: &PartialObjectMeta<ConfigMap>, store| {
-            let ns = meta.namespace().unwrap_or_default();
-            let name = meta.name_any();
-            let hits = components_for_config_map(&index, &resolver, &store.state(), &ns, &name);
-            to_reconcile("ConfigMap", &ns, &name, hits)
+        move |changed: &Changed, store| {
+            let (ns, name) = (&changed.namespace, &changed.name);
+            let hits = components_for_config_map(&index, &resolver, &store.state(), ns, name);
+            to_reconcile("ConfigMap", ns, name, hits)
         },
     )
 }
@@ -537,34 +582,21 @@ fn to_reconcile(
         .collect()
 }
 
-/// Follows the leader Lease to report this replica's role (`/readyz`, `helm_handler_leader`).
-async fn observe_lease(
-    client: Client,
-    namespace: String,
-    name: String,
-    identity: String,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-) {
-    let api: Api<Lease> = Api::namespaced(client, &namespace);
+/// Reports this replica's role (`/readyz`, `helm_handler_leader`) as the elector sees it.
+async fn follow_leadership(leadership: Leadership, metrics: Arc<Metrics>, health: Arc<Health>) {
+    let mut leading = leadership.subscribe();
     loop {
-        match api.get_opt(&name).await {
-            Ok(lease) => {
-                let holder = lease
-                    .and_then(|l| l.spec)
-                    .and_then(|s| s.holder_identity)
-                    .unwrap_or_default();
-                let leading = holder == identity;
-                if leading != (health.role() == Role::Leader) {
-                    tracing::info!(holder = %holder, "leadership: {}", if leading { "this replica leads" } else { "standby" });
-                }
-                health.set_role(if leading { Role::Leader } else { Role::Standby });
-                health.set_controller_started(leading);
-                metrics.leader.set(i64::from(leading));
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot read the leader Lease"),
+        let now = *leading.borrow_and_update();
+        tracing::info!(
+            "leadership: {}",
+            if now { "this replica leads" } else { "standby" }
+        );
+        health.set_role(if now { Role::Leader } else { Role::Standby });
+        health.set_controller_started(now);
+        metrics.leader.set(i64::from(now));
+        if leading.changed().await.is_err() {
+            return;
         }
-        tokio::time::sleep(Duration::from_secs(3)).await;
     }
 }
 
@@ -576,10 +608,13 @@ async fn run_controller(
     args: &RunArgs,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    stopping: Stopping,
 ) -> Result<(), String> {
     let identity = identity();
     let resolver = CredentialResolver::new(args.system_namespace.clone());
-    let secrets: Api<Secret> = Api::all(client.clone());
+    // Metadata only: Secrets' data never reaches this watch (the handler reads the few
+    // Secrets it needs when it needs them).
+    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
     let config_maps = config_map_watch(
         Api::all(client.clone()),
         secret_index.clone(),
@@ -589,11 +624,10 @@ async fn run_controller(
         secrets,
         // Helm's own release records change on every upgrade and reference nothing.
         watcher::Config::default().fields("type!=helm.sh/release.v1"),
-        move |secret: &Secret, store| {
-            let ns = secret.namespace().unwrap_or_default();
-            let name = secret.name_any();
-            let hits = components_for_secret(&secret_index, &resolver, &store.state(), &ns, &name);
-            to_reconcile("Secret", &ns, &name, hits)
+        move |changed: &Changed, store| {
+            let (ns, name) = (&changed.namespace, &changed.name);
+            let hits = components_for_secret(&secret_index, &resolver, &store.state(), ns, name);
+            to_reconcile("Secret", ns, name, hits)
         },
     );
     let mut options = ControllerOptions::new(&identity)
@@ -601,41 +635,36 @@ async fn run_controller(
         .watch_related(config_maps)
         .watch_related(drift_timer(args.drift_interval));
     options.concurrency = args.concurrency;
+    options.watch_health = health.watches.clone().with_observer({
+        let metrics = metrics.clone();
+        Arc::new(move |watch: &str| {
+            metrics
+                .watch_errors
+                .get_or_create(&WatchLabels {
+                    watch: watch.to_string(),
+                })
+                .inc();
+        })
+    });
     let lease_name = componentkit::names::lease::default_name(componentkit::names::HELM_HANDLER);
-    let observer = if args.leader_election_enabled() {
+    if args.leader_election_enabled() {
         options = options.with_leader_election(&lease_name, &args.system_namespace);
+        options.leadership = stopping.leadership.clone();
         health.set_role(Role::Standby);
-        Some(tokio::spawn(observe_lease(
-            client.clone(),
-            args.system_namespace.clone(),
-            lease_name.clone(),
-            identity.clone(),
-            metrics.clone(),
-            health.clone(),
-        )))
-    } else {
-        health.set_role(Role::Leader);
-        health.set_controller_started(true);
-        metrics.leader.set(1);
-        None
-    };
+    }
+    let follower = tokio::spawn(follow_leadership(
+        stopping.leadership.clone(),
+        metrics.clone(),
+        health.clone(),
+    ));
     tracing::info!(
         identity = %identity,
         lease = %if args.leader_election_enabled() { format!("{}/{lease_name}", args.system_namespace) } else { "-".into() },
         "controller starting"
     );
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown requested");
-        let _ = stop_tx.send(true);
-    });
-    componentkit::controller::run_until(client, Arc::new(handler), options, stop_rx).await;
-    signals.abort();
-    if let Some(o) = observer {
-        o.abort();
-    }
+    componentkit::controller::run_until(client, Arc::new(handler), options, stopping.shutdown)
+        .await;
+    follower.abort();
     health.set_controller_started(false);
     tracing::info!("controller stopped");
     Ok(())

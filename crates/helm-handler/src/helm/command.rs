@@ -8,6 +8,43 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::errors::HelmError;
+use super::stop::{HelmStop, TERM_GRACE};
+
+/// Asks helm to stop (SIGTERM), waits [`TERM_GRACE`], then kills it. True when it exited
+/// on its own.
+async fn terminate(child: &mut tokio::process::Child, pid: Option<u32>) -> bool {
+    #[cfg(unix)]
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        use nix::sys::signal::{Signal, kill};
+        if kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).is_ok()
+            && tokio::time::timeout(TERM_GRACE, child.wait()).await.is_ok()
+        {
+            return true;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = pid;
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    false
+}
+
+/// Linux: helm receives SIGTERM when the thread that started it exits (the controller's
+/// runtime threads live as long as the process).
+#[cfg(target_os = "linux")]
+fn terminate_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec and only calls prctl(2),
+    // which is async-signal-safe; it allocates nothing and touches no shared state.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn terminate_with_parent(_: &mut Command) {}
 
 /// At most this many bytes of stdout are accepted (manifests of big charts are a few MiB).
 pub const MAX_STDOUT: usize = 64 * 1024 * 1024;
@@ -85,17 +122,26 @@ async fn read_capped<R: AsyncRead + Unpin>(
 }
 
 /// Runs `cmd` (stdin closed, stdout/stderr captured) for at most `timeout`. On timeout, or
-/// when the returned future is dropped, the process is killed.
+/// when the returned future is dropped, the process is killed. When `stop` asks for it, helm
+/// gets SIGTERM (it cancels and records a failed revision rather than a pending one) and is
+/// killed only after [`TERM_GRACE`]. helm also gets SIGTERM when this process dies (Linux:
+/// the parent-death signal), so a controller killed mid-upgrade does not leave helm running
+/// on without it.
 pub async fn run(
     mut cmd: Command,
     binary: &Path,
     operation: &'static str,
     timeout: Duration,
+    stop: &HelmStop,
 ) -> Result<Output, HelmError> {
+    if let Some(reason) = stop.refused() {
+        return Err(HelmError::Stopped { operation, reason });
+    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    terminate_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             HelmError::NotInstalled {
@@ -108,6 +154,7 @@ pub async fn run(
             }
         }
     })?;
+    let pid = child.id();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let io_err = |what: &str, source| HelmError::Io {
@@ -115,24 +162,37 @@ pub async fn run(
         what: what.to_string(),
         source,
     };
-    let finished = tokio::time::timeout(timeout, async {
-        tokio::join!(
-            read_capped(stdout, MAX_STDOUT, Keep::Head),
-            read_capped(stderr, MAX_STDERR, Keep::Tail),
-            child.wait()
-        )
-    })
-    .await;
-    let (out, err, status) = match finished {
-        Ok(all) => all,
-        Err(_) => {
+    // The readers run on their own so that what a stopped helm printed can still be read.
+    let out_reader = tokio::spawn(read_capped(stdout, MAX_STDOUT, Keep::Head));
+    let err_reader = tokio::spawn(read_capped(stderr, MAX_STDERR, Keep::Tail));
+    let ended = tokio::select! {
+        r = tokio::time::timeout(timeout, child.wait()) => r.map_err(|_| None),
+        reason = stop.requested() => Err(Some(reason)),
+    };
+    let status = match ended {
+        Ok(status) => status,
+        Err(None) => {
             // Late: kill and reap (kill_on_drop would kill too, but reaping avoids a zombie).
             let _ = child.start_kill();
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
             tracing::warn!(operation, ?timeout, "helm timed out and was killed");
             return Err(HelmError::Timeout { operation, timeout });
         }
+        Err(Some(reason)) => {
+            let clean = terminate(&mut child, pid).await;
+            let said = match tokio::time::timeout(Duration::from_secs(2), err_reader).await {
+                Ok(Ok(Ok((bytes, _)))) => String::from_utf8_lossy(&bytes).trim().to_string(),
+                _ => String::new(),
+            };
+            tracing::warn!(operation, %reason, exited_on_sigterm = clean, helm_said = %said, "helm stopped");
+            return Err(HelmError::Stopped { operation, reason });
+        }
     };
+    let joined = |r: Result<std::io::Result<(Vec<u8>, bool)>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    };
+    let out = joined(out_reader.await);
+    let err = joined(err_reader.await);
     let (stdout, stdout_dropped) = out.map_err(|e| io_err("reading helm's stdout", e))?;
     let (stderr, _) = err.map_err(|e| io_err("reading helm's stderr", e))?;
     let status = status.map_err(|e| io_err("waiting for helm", e))?;

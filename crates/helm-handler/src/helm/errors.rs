@@ -88,6 +88,14 @@ pub enum HelmError {
         message: String,
     },
 
+    /// helm was not started, or was stopped, because this replica may no longer act
+    /// (transient: the next leader, or this one after restart, carries on).
+    #[error("helm {operation} stopped: {reason}")]
+    Stopped {
+        operation: &'static str,
+        reason: super::stop::StopReason,
+    },
+
     /// A write conflict with another writer of the same objects (transient).
     #[error("helm {operation}: conflict: {message}")]
     Conflict {
@@ -164,9 +172,9 @@ impl HelmError {
             | HelmError::Ownership { .. } => ErrorCategory::Config,
             HelmError::Spawn { .. } | HelmError::Io { .. } => ErrorCategory::Io,
             HelmError::ReleaseNotFound { .. } => ErrorCategory::NotFound,
-            HelmError::OperationInProgress { .. } | HelmError::Conflict { .. } => {
-                ErrorCategory::Conflict
-            }
+            HelmError::OperationInProgress { .. }
+            | HelmError::Conflict { .. }
+            | HelmError::Stopped { .. } => ErrorCategory::Conflict,
             HelmError::Unreachable { .. } => ErrorCategory::Network,
             HelmError::Unauthorized { .. } => ErrorCategory::Auth,
             HelmError::Tls { .. } => ErrorCategory::Tls,
