@@ -172,6 +172,76 @@ fn chart_templates_with_defaults_and_options() {
     assert!(err.contains("logFormat"), "{err}");
 }
 
+/// `lockdown.enabled=true`: the controller runs with `--default-service-account` and
+/// `--no-cross-namespace-releases`, its ClusterRole is the narrow set (no writes but
+/// Components, Events; impersonation of ServiceAccounts), and no releases role is made.
+#[test]
+fn chart_lockdown_narrows_the_controller() {
+    let dir = chart_dir();
+    let (ok, out, err) = helm(&[
+        "template",
+        "hh",
+        dir.to_str().unwrap(),
+        "--namespace",
+        "ops",
+        "--set",
+        "lockdown.enabled=true,lockdown.defaultServiceAccount=deployer",
+    ]);
+    assert!(ok, "helm template failed:\n{err}");
+    let all = docs(&out);
+    let kinds: Vec<(String, String)> = all.iter().map(kind_name).collect();
+    assert!(
+        !kinds.iter().any(|(_, n)| n.ends_with("-releases")),
+        "no releases role under lockdown: {kinds:?}"
+    );
+    let deployment = find(&all, "Deployment", "hh-helm-handler");
+    let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for want in [
+        "--default-service-account=deployer",
+        "--no-cross-namespace-releases",
+    ] {
+        assert!(args.contains(&want), "{want} not in {args:?}");
+    }
+    // (resource, verbs) of every rule of the controller's ClusterRole.
+    let role = find(&all, "ClusterRole", "hh-helm-handler");
+    let mut rules: Vec<(String, Vec<String>)> = Vec::new();
+    for rule in role["rules"].as_sequence().unwrap() {
+        let verbs: Vec<String> = rule["verbs"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        for r in rule["resources"].as_sequence().unwrap() {
+            rules.push((r.as_str().unwrap().to_string(), verbs.clone()));
+        }
+    }
+    let verbs_of = |resource: &str| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|(r, _)| r == resource)
+            .flat_map(|(_, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(verbs_of("namespaces"), ["get"]);
+    assert_eq!(verbs_of("serviceaccounts"), ["get", "impersonate"]);
+    assert_eq!(verbs_of("secrets"), ["get", "list", "watch"]);
+    for (resource, verbs) in &rules {
+        assert!(!resource.contains('*'), "{resource}");
+        for v in verbs {
+            assert!(
+                v != "*" && (v != "create" && v != "delete" || resource == "events"),
+                "lockdown grants {v} on {resource}"
+            );
+        }
+    }
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
