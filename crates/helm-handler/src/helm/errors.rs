@@ -228,6 +228,22 @@ const RULES: &[(Diagnosis, &[&str])] = &[
         Diagnosis::OperationInProgress,
         &["another operation (install/upgrade/rollback) is in progress"],
     ),
+    // A 403 from the NamespaceLifecycle admission ("unable to create new content in
+    // namespace X because it is being terminated"): not a permission problem but a wait until
+    // the namespace is gone (then helm's --create-namespace or ours makes it again).
+    (Diagnosis::Conflict, &["because it is being terminated"]),
+    // Before "not found": helm 4's uninstall says "Release not loaded: NAME: query: …
+    // secrets is forbidden: …" when it may not read the release — which is not a release
+    // that is gone (read so, a tenant's uninstall would "succeed" and leave it behind).
+    (
+        Diagnosis::Unauthorized,
+        &[
+            "unauthorized",
+            "is forbidden",
+            "you must be logged in to the server",
+            "asked for the client to provide credentials",
+        ],
+    ),
     (
         Diagnosis::ReleaseNotFound,
         &["release: not found", "release not loaded"],
@@ -238,19 +254,6 @@ const RULES: &[(Diagnosis, &[&str])] = &[
             "x509:",
             "tls: failed to verify certificate",
             "certificate signed by unknown authority",
-        ],
-    ),
-    // A 403 from the NamespaceLifecycle admission ("unable to create new content in
-    // namespace X because it is being terminated"): not a permission problem but a wait until
-    // the namespace is gone (then helm's --create-namespace or ours makes it again).
-    (Diagnosis::Conflict, &["because it is being terminated"]),
-    (
-        Diagnosis::Unauthorized,
-        &[
-            "unauthorized",
-            "is forbidden",
-            "you must be logged in to the server",
-            "asked for the client to provide credentials",
         ],
     ),
     (
@@ -656,8 +659,8 @@ mod tests {
                 "user \"alice\" cannot get path /version",
             ),
             (
-                r#"Error: INSTALLATION FAILED: roles.rbac.authorization.k8s.io "reader" is forbidden: user "system:serviceaccount:team-a:deployer" (groups=["system:serviceaccounts" "system:serviceaccounts:team-a" "system:authenticated"]) is attempting to grant RBAC permissions not currently held:
-{APIGroups:[""], Resources:["nodes"], Verbs:["get"]}"#,
+                r#"Error: roles.rbac.authorization.k8s.io "jobs-reader" is forbidden: user "system:serviceaccount:team-a:deployer" (groups=["system:serviceaccounts" "system:serviceaccounts:team-a" "system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+{APIGroups:["batch"], Resources:["jobs"], Verbs:["get"]}"#,
                 Some(Forbidden {
                     user: sa.into(),
                     verb: "escalate".into(),
