@@ -510,6 +510,7 @@ fn the_examples_are_valid() {
         "flat-oci-component.yaml",
         "flat-http-component.yaml",
         "registry-secret.yaml",
+        "tenant-component.yaml",
     ] {
         assert!(
             files.iter().any(|f| f.ends_with(required)),
@@ -521,6 +522,12 @@ fn the_examples_are_valid() {
     let got = lines(&run.stdout);
     assert!(got.len() >= 7, "{}", run.stdout);
     assert!(got.values().all(|v| v == "ok"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("ok team-a/web (runs as system:serviceaccount:team-a:deployer)\n"),
+        "{}",
+        run.stdout
+    );
 }
 
 /// A Component file whose values alias a list into 10^9 nodes (767 bytes): refused as a file
