@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use componentkit::crd::{Component, Phase};
 use e2e_support::{
-    Controller, Env, delete_namespace, oci_config, phase, wait, wait_gone, wait_ready,
+    Controller, Env, can_i, delete_namespace, oci_config, phase, succeeded, wait,
+    wait_deployment_gone, wait_gone, wait_ready,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
@@ -56,12 +57,7 @@ fn apply(target: &Target, yaml: &str) {
         .unwrap()
         .write_all(yaml.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply: {}\n{yaml}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(child.wait_with_output().unwrap());
 }
 
 /// A tenant: ServiceAccount `sa` in `ns` with every right in `ns` and none elsewhere (a
@@ -102,8 +98,8 @@ async fn create(client: &Client, ns: &str, name: &str, config: serde_json::Value
     api.create(&PostParams::default(), &c).await.unwrap();
 }
 
-/// Waits until `name` is Failed; returns the `Ready` condition's reason and the message.
-async fn wait_failed(components: &Api<Component>, name: &str) -> (String, String) {
+/// Waits until `name` is Failed with `reason` (the `Ready` condition's); returns the message.
+async fn wait_failed(components: &Api<Component>, name: &str, reason: &str) -> String {
     wait(
         &format!("{name} Failed"),
         Duration::from_secs(180),
@@ -115,8 +111,21 @@ async fn wait_failed(components: &Api<Component>, name: &str) -> (String, String
     )
     .await;
     let c = components.get(name).await.unwrap();
-    let reason = c.condition("Ready").map(|c| c.reason.clone()).unwrap();
-    (reason, c.status.and_then(|s| s.message).unwrap_or_default())
+    let got = c.condition("Ready").map(|c| c.reason.clone()).unwrap();
+    let message = c.status.and_then(|s| s.message).unwrap_or_default();
+    eprintln!("{name}: {got}: {message}");
+    assert_eq!(got, reason, "{message}");
+    message
+}
+
+/// Waits until `name` is Ready, deployed as ServiceAccount `service_account`.
+async fn wait_ready_as(components: &Api<Component>, name: &str, service_account: &str) {
+    wait_ready(components, name, Duration::from_secs(300)).await;
+    let c = components.get(name).await.unwrap();
+    assert_eq!(
+        c.handler_status().unwrap()["serviceAccountName"],
+        service_account
+    );
 }
 
 fn with(mut config: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
@@ -184,54 +193,25 @@ async fn a_tenant_service_account_bounds_its_components() {
     let controller = Controller::start(controller_kc, ns, dir.path());
     let as_tenant = json!({"serviceAccountName": "deployer", "manageNamespace": false});
 
-    // In its own namespace: Ready, as the tenant.
-    create(
-        client,
-        &team_a,
-        "web",
-        with(
-            oci_config(registry, "web", &team_a, "charts/web"),
-            as_tenant.clone(),
-        ),
-    )
-    .await;
-    // Aimed at another namespace, where the tenant has no rights.
-    create(
-        client,
-        &team_a,
-        "elsewhere",
-        with(
-            oci_config(registry, "elsewhere", &team_b, "charts/web"),
-            as_tenant.clone(),
-        ),
-    )
-    .await;
-    // A chart that creates a ClusterRole.
-    create(
-        client,
-        &team_a,
-        "clusterwide",
-        with(
-            oci_config(registry, "clusterwide", &team_a, "charts/clusterwide"),
-            as_tenant.clone(),
-        ),
-    )
-    .await;
+    for (name, release_namespace, chart) in [
+        // In its own namespace: Ready, as the tenant.
+        ("web", &team_a, "charts/web"),
+        // Aimed at another namespace, where the tenant has no rights.
+        ("elsewhere", &team_b, "charts/web"),
+        // A chart that creates a ClusterRole.
+        ("clusterwide", &team_a, "charts/clusterwide"),
+    ] {
+        let config = oci_config(registry, name, release_namespace, chart);
+        create(client, &team_a, name, with(config, as_tenant.clone())).await;
+    }
 
-    wait_ready(&components, "web", Duration::from_secs(300)).await;
+    wait_ready_as(&components, "web", "deployer").await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &team_a);
     let d = deployments.get("web").await.unwrap();
     assert_eq!(d.status.unwrap().available_replicas, Some(1));
-    let c = components.get("web").await.unwrap();
-    assert_eq!(
-        c.handler_status().unwrap()["serviceAccountName"],
-        "deployer"
-    );
     let ready_after = started.elapsed();
 
-    let (reason, message) = wait_failed(&components, "elsewhere").await;
-    eprintln!("elsewhere: {reason}: {message}");
-    assert_eq!(reason, "Auth", "{message}");
+    let message = wait_failed(&components, "elsewhere", "Auth").await;
     for part in [
         format!("ServiceAccount {team_a}/deployer cannot"),
         "secrets".to_string(),
@@ -250,9 +230,7 @@ async fn a_tenant_service_account_bounds_its_components() {
     );
     assert_eq!(release_records(client, &team_b).await, 0);
 
-    let (reason, message) = wait_failed(&components, "clusterwide").await;
-    eprintln!("clusterwide: {reason}: {message}");
-    assert_eq!(reason, "Auth", "{message}");
+    let message = wait_failed(&components, "clusterwide", "Auth").await;
     for part in [
         format!("ServiceAccount {team_a}/deployer cannot get clusterroles"),
         "clusterroles (API group \"rbac.authorization.k8s.io\") at the cluster scope".to_string(),
@@ -320,14 +298,7 @@ async fn a_tenant_service_account_bounds_its_components() {
     );
     wait_gone(&components, "web", Duration::from_secs(120)).await;
     let removal_after_recreate = recreated.elapsed();
-    wait("Deployment gone", Duration::from_secs(60), || async {
-        deployments
-            .get_opt("web")
-            .await
-            .map(|d| d.is_none_or(|d| d.metadata.deletion_timestamp.is_some()))
-            .unwrap_or(false)
-    })
-    .await;
+    wait_deployment_gone(&deployments, "web", Duration::from_secs(60)).await;
     // The refused ones go without touching what they could not reach.
     for name in ["elsewhere", "clusterwide"] {
         components
@@ -368,12 +339,7 @@ fn lockdown_controller(env: &Env, namespace: &str, release: &str) -> std::path::
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    apply(&env.target, &String::from_utf8(out.stdout).unwrap());
+    apply(&env.target, &succeeded(out));
     let path = env.dir.path().join("lockdown.kubeconfig");
     env.target
         .service_account_kubeconfig(namespace, &format!("{release}-helm-handler"), &path)
@@ -434,22 +400,7 @@ async fn lockdown_confines_components_to_their_namespace() {
     } = &env;
     // The narrow set: what the controller reads and impersonates, nothing it could deploy.
     let sa = format!("system:serviceaccount:{ns}:{release}-helm-handler");
-    let can = |verb: &str, resource: &str| {
-        let out = target
-            .kubectl()
-            .args([
-                "auth",
-                "can-i",
-                verb,
-                resource,
-                "--all-namespaces",
-                "--as",
-                &sa,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim() == "yes"
-    };
+    let can = |verb: &str, resource: &str| can_i(target, &sa, verb, resource, None);
     for (verb, resource) in [
         ("impersonate", "serviceaccounts"),
         ("get", "serviceaccounts"),
@@ -496,39 +447,20 @@ async fn lockdown_confines_components_to_their_namespace() {
     );
     let in_open: Api<Component> = Api::namespaced(client.clone(), &open);
     let in_closed: Api<Component> = Api::namespaced(client.clone(), &closed);
-    create(
-        client,
-        &open,
-        "web",
-        oci_config(registry, "web", &open, "charts/web"),
-    )
-    .await;
-    create(
-        client,
-        &open,
-        "away",
-        oci_config(registry, "away", &closed, "charts/web"),
-    )
-    .await;
-    create(
-        client,
-        &closed,
-        "web",
-        oci_config(registry, "web", &closed, "charts/web"),
-    )
-    .await;
+    // In a namespace with the ServiceAccount; aimed elsewhere; in one without it.
+    for (component_ns, name, release_ns) in [
+        (&open, "web", &open),
+        (&open, "away", &closed),
+        (&closed, "web", &closed),
+    ] {
+        let config = oci_config(registry, name, release_ns, "charts/web");
+        create(client, component_ns, name, config).await;
+    }
 
-    wait_ready(&in_open, "web", Duration::from_secs(300)).await;
-    let c = in_open.get("web").await.unwrap();
-    assert_eq!(
-        c.handler_status().unwrap()["serviceAccountName"],
-        "helm-deployer"
-    );
+    wait_ready_as(&in_open, "web", "helm-deployer").await;
     let ready_after = started.elapsed();
 
-    let (reason, message) = wait_failed(&in_open, "away").await;
-    eprintln!("away: {reason}: {message}");
-    assert_eq!(reason, "Config", "{message}");
+    let message = wait_failed(&in_open, "away", "Config").await;
     assert!(
         message.contains(&format!(
             "field `releaseNamespace`: \"{closed}\" is not the Component's namespace"
@@ -540,9 +472,7 @@ async fn lockdown_confines_components_to_their_namespace() {
         "{message}"
     );
 
-    let (reason, message) = wait_failed(&in_closed, "web").await;
-    eprintln!("no ServiceAccount: {reason}: {message}");
-    assert_eq!(reason, "Config", "{message}");
+    let message = wait_failed(&in_closed, "web", "Config").await;
     for part in [
         format!("ServiceAccount `{closed}/helm-deployer`"),
         "--default-service-account".to_string(),

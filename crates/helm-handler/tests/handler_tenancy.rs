@@ -34,14 +34,28 @@ fn failed(out: &Outcome) -> (ErrorCategory, &str) {
     }
 }
 
+/// Asserts a `config` failure whose message starts with `start`.
+fn config_failure<'a>(out: &'a Outcome, start: &str) -> &'a str {
+    let (category, message) = failed(out);
+    assert_eq!(category, ErrorCategory::Config, "{message}");
+    assert!(message.starts_with(start), "{message}");
+    message
+}
+
+/// A harness where ServiceAccount apps/deployer exists, and Component apps/web acting as it.
+fn as_deployer(chart: &str) -> (Harness, componentkit::crd::Component) {
+    let h = Harness::new();
+    h.service_accounts.add("apps", "deployer");
+    let mut config = oci_config("web", chart, json!({}));
+    config["serviceAccountName"] = json!("deployer");
+    let c = h.component("apps", "web", config);
+    (h, c)
+}
+
 #[tokio::test]
 async fn every_helm_call_acts_as_the_configured_service_account() {
     let (_registry, chart) = web_chart();
-    let h = Harness::new();
-    h.service_accounts.add("apps", "deployer");
-    let mut config = oci_config("web", &chart, json!({}));
-    config["serviceAccountName"] = json!("deployer");
-    let mut c = h.component("apps", "web", config);
+    let (h, mut c) = as_deployer(&chart);
 
     let out = h.apply(&mut c).await;
     assert!(matches!(out, Outcome::InProgress { .. }), "{out:?}");
@@ -103,13 +117,8 @@ async fn lockdown_uses_the_default_service_account_and_never_the_controller() {
 
     // No ServiceAccount in the namespace: config failure naming it and the flag, no helm.
     let out = h.apply(&mut c).await;
-    let (category, message) = failed(&out);
-    assert_eq!(category, ErrorCategory::Config, "{message}");
-    for part in [
-        "apps/helm-deployer",
-        "--default-service-account",
-        "not found",
-    ] {
+    let message = config_failure(&out, "config: ServiceAccount `apps/helm-deployer`");
+    for part in ["--default-service-account", "not found"] {
         assert!(message.contains(part), "{part}: {message}");
     }
     assert!(h.engine.calls().is_empty(), "{:?}", h.engine.calls());
@@ -141,12 +150,7 @@ async fn cross_namespace_releases_are_refused_before_helm_and_never_uninstalled(
     let mut c = h.component("apps", "sneaky", config);
 
     let out = h.apply(&mut c).await;
-    let (category, message) = failed(&out);
-    assert_eq!(category, ErrorCategory::Config);
-    assert!(
-        message.starts_with("config: field `releaseNamespace`: \"kube-system\""),
-        "{message}"
-    );
+    let message = config_failure(&out, "config: field `releaseNamespace`: \"kube-system\"");
     assert!(
         message.contains("--no-cross-namespace-releases"),
         "{message}"
@@ -163,11 +167,7 @@ async fn cross_namespace_releases_are_refused_before_helm_and_never_uninstalled(
 #[tokio::test]
 async fn a_deleted_service_account_blocks_removal_instead_of_escalating() {
     let (_registry, chart) = web_chart();
-    let h = Harness::new();
-    h.service_accounts.add("apps", "deployer");
-    let mut config = oci_config("web", &chart, json!({}));
-    config["serviceAccountName"] = json!("deployer");
-    let mut c = h.component("apps", "web", config);
+    let (h, mut c) = as_deployer(&chart);
     h.apply(&mut c).await;
     assert!(h.engine.has("apps", "web"));
 
@@ -211,10 +211,5 @@ async fn service_account_names_are_checked_when_parsed() {
     config["serviceAccountName"] = json!("Not_A_Name");
     let mut c = h.component("apps", "web", config);
     let out = h.apply(&mut c).await;
-    let (category, message) = failed(&out);
-    assert_eq!(category, ErrorCategory::Config);
-    assert!(
-        message.starts_with("config: field `serviceAccountName`: \"Not_A_Name\""),
-        "{message}"
-    );
+    config_failure(&out, "config: field `serviceAccountName`: \"Not_A_Name\"");
 }
