@@ -9,6 +9,7 @@
 //!   - { kind: Secret, name: app-secrets }                      # valuesKey: values.yaml
 //!   - { kind: ConfigMap, name: app-env, valuesKey: replicas, targetPath: replicaCount, optional: true }
 //! driftDetection: { mode: warn } # enabled | warn | disabled; see crate::drift
+//! serviceAccountName: deployer # helm and the release reads act as this SA (crate::identity)
 //! source: { type: oci, chart: "oci://ghcr.io/acme/charts/app:1.2.3" }
 //! ```
 //!
@@ -25,6 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::drift::DriftDetection;
 use crate::error::Error;
+use crate::identity::{SERVICE_ACCOUNT_FIELD, ServiceAccountName};
 use crate::values::{TargetPath, ValuesKind};
 
 /// Helm's limit on release names.
@@ -37,6 +39,7 @@ const HANDLER_FIELDS: &[&str] = &[
     "values",
     "valuesFrom",
     "driftDetection",
+    "serviceAccountName",
     "source",
 ];
 
@@ -123,6 +126,9 @@ pub struct HelmConfig {
     pub values_from: Vec<ValuesReference>,
     /// Comparing the release's live objects with what it applied (default: warn).
     pub drift_detection: DriftDetection,
+    /// The ServiceAccount of the Component's namespace that helm and the release reads act
+    /// as (impersonated); `None`: the `run --default-service-account`, else the controller.
+    pub service_account_name: Option<ServiceAccountName>,
     pub source: SourceSpec,
 }
 
@@ -292,7 +298,7 @@ impl HelmConfig {
                 return Err(Error::config(
                     key.as_str(),
                     format!(
-                        "unknown field{hint}; expected `releaseName`, `releaseNamespace`, `manageNamespace`, `values`, `valuesFrom`, `driftDetection`, `source` (or, in the flat forms, {})",
+                        "unknown field{hint}; expected `releaseName`, `releaseNamespace`, `manageNamespace`, `values`, `valuesFrom`, `driftDetection`, `serviceAccountName`, `source` (or, in the flat forms, {})",
                         FLAT_SOURCE_FIELDS
                             .iter()
                             .map(|f| format!("`{f}`"))
@@ -384,6 +390,21 @@ impl HelmConfig {
         };
 
         let drift_detection = DriftDetection::parse(top.get("driftDetection"))?;
+        let service_account_name = match top.get(SERVICE_ACCOUNT_FIELD) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(
+                ServiceAccountName::new(s).map_err(|m| Error::config(SERVICE_ACCOUNT_FIELD, m))?,
+            ),
+            Some(other) => {
+                return Err(Error::config(
+                    SERVICE_ACCOUNT_FIELD,
+                    format!(
+                        "expected the name of a ServiceAccount of the Component's namespace {component_namespace:?}, found {}",
+                        kind_of(other)
+                    ),
+                ));
+            }
+        };
         let source = parse_source(config)?;
         Ok(HelmConfig {
             release_name,
@@ -392,6 +413,7 @@ impl HelmConfig {
             values,
             values_from,
             drift_detection,
+            service_account_name,
             source,
         })
     }

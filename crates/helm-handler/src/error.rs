@@ -97,6 +97,18 @@ pub enum Error {
         message: String,
     },
 
+    /// The ServiceAccount a Component acts as does not exist. Never replaced by the
+    /// controller's own rights.
+    #[error(
+        "config: ServiceAccount `{namespace}/{name}` ({origin}) not found: create it, with the rights its charts need in namespace {namespace:?}, or name another one; the controller's own rights are never used instead"
+    )]
+    ServiceAccountNotFound {
+        namespace: String,
+        name: String,
+        /// `field `serviceAccountName`` or `flag `--default-service-account` (lockdown)`.
+        origin: String,
+    },
+
     /// A call to the Kubernetes API failed.
     #[error("{}: {context}: {message}", category_label(*category))]
     Kube {
@@ -139,6 +151,7 @@ impl Error {
             | Error::SecretFormat { .. }
             | Error::ValuesNamespaceNotAllowed { .. }
             | Error::ValuesSourceFormat { .. }
+            | Error::ServiceAccountNotFound { .. }
             | Error::Manifest { .. } => ErrorCategory::Config,
             Error::SecretNotFound { .. } | Error::ValuesSourceNotFound { .. } => {
                 ErrorCategory::NotFound
@@ -252,6 +265,11 @@ mod tests {
                 searched: vec!["apps".into(), "deployment-system".into()],
             },
             Error::Timeout("x".into()),
+            Error::ServiceAccountNotFound {
+                namespace: "team-a".into(),
+                name: "deployer".into(),
+                origin: "field `serviceAccountName`".into(),
+            },
             Error::ValuesSourceNotFound {
                 field: "valuesFrom[0]".into(),
                 kind: ValuesKind::ConfigMap,

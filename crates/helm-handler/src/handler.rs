@@ -12,14 +12,25 @@
 //! Failed. `delete`: `helm uninstall`. `check_deleted`: the release is gone, and the release
 //! namespace — when `manageNamespace` and the handler created it — is deleted once empty.
 //!
+//! Tenancy ([`crate::identity`]): every operation first decides who acts on the release —
+//! the Component's `serviceAccountName`, else `run --default-service-account`, else the
+//! controller — and checks that the ServiceAccount exists (a missing one is never replaced
+//! by the controller's rights); with `--no-cross-namespace-releases` a release outside the
+//! Component's namespace is refused before any helm call. The [`Release`] handed to the
+//! engine, the readiness and drift probes and namespace creation/deletion carries that
+//! identity, so install, upgrade, status, manifest, readiness, drift, rollback of a stuck
+//! release and uninstall all run as it.
+//!
 //! The release engine, the readiness probe and namespace management are behind traits
-//! ([`ReleaseEngine`], [`ReadinessProbe`], [`Namespaces`]) so the protocol can be tested
-//! with fakes; production uses the helm CLI engine and kube-rs (see [`namespaces`] and [`readiness`]).
+//! ([`ReleaseEngine`], [`ReadinessProbe`], [`Namespaces`], [`ServiceAccounts`]) so the
+//! protocol can be tested with fakes; production uses the helm CLI engine and kube-rs (see
+//! [`namespaces`], [`readiness`] and [`service_accounts`]).
 
 pub mod drift_probe;
 pub mod namespaces;
 pub mod readiness;
 pub mod secret_index;
+pub mod service_accounts;
 pub mod status;
 
 use std::sync::Arc;
@@ -37,6 +48,7 @@ use crate::drift::{DriftAction, DriftDetection, DriftMode, ObjectDrift, plan, su
 use crate::helm::{
     HelmError, Release, ReleaseEngine, ReleaseInfo, ReleaseStatus, UninstallOutcome, UpgradeOptions,
 };
+use crate::identity::{Identity, ServiceAccountName, TenancyPolicy};
 use crate::metrics::{Metrics, Operation, ReconcileResult, ReleaseOperation};
 use crate::values_from::{self, ValuesObjects};
 
@@ -116,9 +128,9 @@ pub enum Readiness {
 /// Observes the objects of a release manifest and judges their readiness.
 #[async_trait]
 pub trait ReadinessProbe: Send + Sync + 'static {
-    /// `manifest` is `helm get manifest` output; objects without a namespace live in
-    /// `namespace` (when namespaced).
-    async fn assess(&self, namespace: &str, manifest: &str) -> Result<Readiness, Failure>;
+    /// `manifest` is `helm get manifest` output; objects without a namespace live in the
+    /// release's namespace (when namespaced). Objects are read as `release.identity`.
+    async fn assess(&self, release: &Release, manifest: &str) -> Result<Readiness, Failure>;
 }
 
 /// The result of one drift check.
@@ -160,14 +172,23 @@ pub enum NamespaceContents {
     InUse(String),
 }
 
-/// Namespace management for `manageNamespace`.
+/// Namespace management for `manageNamespace`. The reads are the controller's; creating
+/// and deleting run as the release's identity (a tenant creates only what it may).
 #[async_trait]
 pub trait Namespaces: Send + Sync + 'static {
     async fn exists(&self, name: &str) -> Result<bool, Failure>;
-    /// Creates the namespace; an already existing one is not an error.
-    async fn create(&self, name: &str) -> Result<(), Failure>;
+    /// Creates the namespace as `identity`; an already existing one is not an error.
+    async fn create(&self, identity: &Identity, name: &str) -> Result<(), Failure>;
     async fn contents(&self, name: &str) -> Result<NamespaceContents, Failure>;
-    async fn delete(&self, name: &str) -> Result<(), Failure>;
+    /// Deletes the namespace as `identity`.
+    async fn delete(&self, identity: &Identity, name: &str) -> Result<(), Failure>;
+}
+
+/// Whether a ServiceAccount exists: read with the controller's own identity, before anything
+/// is done as it (impersonating a missing ServiceAccount only yields "forbidden").
+#[async_trait]
+pub trait ServiceAccounts: Send + Sync + 'static {
+    async fn exists(&self, namespace: &str, name: &str) -> Result<bool, Failure>;
 }
 
 /// Everything a [`HelmHandler`] is built from.
@@ -176,6 +197,9 @@ pub struct HelmHandlerParts {
     pub readiness: Arc<dyn ReadinessProbe>,
     pub drift: Arc<dyn DriftProbe>,
     pub namespaces: Arc<dyn Namespaces>,
+    pub service_accounts: Arc<dyn ServiceAccounts>,
+    /// `--default-service-account`, `--no-cross-namespace-releases`.
+    pub tenancy: TenancyPolicy,
     pub secrets: Arc<dyn SecretStore>,
     /// ConfigMaps of `valuesFrom`.
     pub config_maps: Arc<dyn ConfigMapStore>,
@@ -196,6 +220,8 @@ pub struct HelmHandler {
     readiness: Arc<dyn ReadinessProbe>,
     drift: Arc<dyn DriftProbe>,
     namespaces: Arc<dyn Namespaces>,
+    service_accounts: Arc<dyn ServiceAccounts>,
+    tenancy: TenancyPolicy,
     secrets: Arc<dyn SecretStore>,
     config_maps: Arc<dyn ConfigMapStore>,
     resolver: CredentialResolver,
@@ -220,6 +246,12 @@ struct Target {
     delete_namespace: bool,
 }
 
+impl Target {
+    fn release(&self, identity: &Identity) -> Release {
+        Release::new(&self.name, &self.namespace).acting_as(identity.clone())
+    }
+}
+
 impl HelmHandler {
     pub fn new(parts: HelmHandlerParts) -> Self {
         Self {
@@ -228,6 +260,8 @@ impl HelmHandler {
             readiness: parts.readiness,
             drift: parts.drift,
             namespaces: parts.namespaces,
+            service_accounts: parts.service_accounts,
+            tenancy: parts.tenancy,
             secrets: parts.secrets,
             config_maps: parts.config_maps,
             resolver: parts.resolver,
@@ -262,9 +296,20 @@ impl HelmHandler {
         Ok(config)
     }
 
-    /// The release to act on: what was deployed (status) wins over what is configured.
+    /// [`Self::parse_config`], then the tenancy rule on the release namespace
+    /// (`--no-cross-namespace-releases`): refused before any helm call.
+    fn allowed_config(&self, cx: &HandlerContext) -> Step<HelmConfig> {
+        let config = self.parse_config(cx)?;
+        self.tenancy
+            .check_release_namespace(cx.namespace(), &config.release_namespace)?;
+        Ok(config)
+    }
+
+    /// The release to act on: what was deployed (status) wins over what is configured. A
+    /// configured release the tenancy rules refuse was never deployed by us, and is no
+    /// target either (deleting such a Component must not uninstall someone else's release).
     fn target(&self, cx: &HandlerContext) -> Option<Target> {
-        let config = self.parse_config(cx).ok();
+        let config = self.allowed_config(cx).ok();
         let status = HandlerStatus::from_value(cx.handler_status.as_ref());
         match (status, config) {
             (Some(s), config) => Some(Target {
@@ -280,6 +325,90 @@ impl HelmHandler {
             }),
             (None, None) => None,
         }
+    }
+
+    /// Who acts on the Component's release: the configured ServiceAccount (else the one
+    /// recorded at the last deployment, when the config no longer parses), else the lockdown
+    /// default, else the controller. Pure: see [`TenancyPolicy::identity`].
+    fn resolve_identity(
+        &self,
+        cx: &HandlerContext,
+        config: Option<&HelmConfig>,
+    ) -> crate::identity::ResolvedIdentity {
+        let configured = match config {
+            Some(c) => c.service_account_name.clone(),
+            None => HandlerStatus::from_value(cx.handler_status.as_ref())
+                .and_then(|s| s.service_account_name)
+                .and_then(|name| ServiceAccountName::new(&name).ok()),
+        };
+        self.tenancy.identity(configured.as_ref(), cx.namespace())
+    }
+
+    /// Whether the identity's ServiceAccount exists (the controller's own identity does).
+    async fn exists(&self, identity: &Identity) -> Step<bool> {
+        let Identity::ServiceAccount { namespace, name } = identity else {
+            return Ok(true);
+        };
+        self.service_accounts
+            .exists(namespace, name.as_str())
+            .await
+            .map_err(|f| f.context(&format!("ServiceAccount {namespace}/{name}")))
+    }
+
+    /// The identity to deploy and observe the release as. A ServiceAccount that does not
+    /// exist is a `config` failure naming it and where it came from — never replaced by the
+    /// controller's own rights.
+    async fn deploy_identity(
+        &self,
+        cx: &HandlerContext,
+        config: Option<&HelmConfig>,
+    ) -> Step<Identity> {
+        let resolved = self.resolve_identity(cx, config);
+        if self.exists(&resolved.identity).await? {
+            return Ok(resolved.identity);
+        }
+        let Identity::ServiceAccount { namespace, name } = resolved.identity else {
+            return Ok(Identity::Controller);
+        };
+        Err(crate::error::Error::ServiceAccountNotFound {
+            namespace,
+            name: name.to_string(),
+            origin: resolved.source.to_string(),
+        }
+        .into())
+    }
+
+    /// The identity to remove the release as; `None` when there is nothing to remove as it:
+    /// its ServiceAccount does not exist and this Component never deployed (no status, so
+    /// helm never ran for it). A missing ServiceAccount of a deployed release is an `auth`
+    /// failure (retried during removal) naming it and the way out — the release is never
+    /// removed with the controller's own rights instead.
+    async fn removal_identity(
+        &self,
+        cx: &HandlerContext,
+        config: Option<&HelmConfig>,
+        target: &Target,
+    ) -> Step<Option<Identity>> {
+        let resolved = self.resolve_identity(cx, config);
+        if self.exists(&resolved.identity).await? {
+            return Ok(Some(resolved.identity));
+        }
+        if HandlerStatus::from_value(cx.handler_status.as_ref()).is_none() {
+            tracing::info!(identity = %resolved.identity, "the ServiceAccount does not exist and nothing was deployed as it: nothing to uninstall");
+            return Ok(None);
+        }
+        let key = resolved.identity.service_account_key().unwrap_or_default();
+        Err(Failure::new(
+            ErrorCategory::Auth,
+            format!(
+                "ServiceAccount `{key}` ({}) not found: release {}/{} is not removed with the controller's own rights instead; recreate the ServiceAccount with the rights it had (the removal is retried until terminationTimeout, then on the {} annotation), or uninstall the release yourself and remove the finalizer {}",
+                resolved.source,
+                target.namespace,
+                target.name,
+                componentkit::names::RETRY_ANNOTATION,
+                componentkit::names::lifecycle_finalizer(componentkit::names::HELM_HANDLER),
+            ),
+        ))
     }
 
     async fn locate(
@@ -323,7 +452,8 @@ impl HelmHandler {
     }
 
     async fn apply_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
-        let config = self.parse_config(cx)?;
+        let config = self.allowed_config(cx)?;
+        let identity = self.deploy_identity(cx, Some(&config)).await?;
         // Before the chart: a missing values source fails fast, without network.
         let values = values_from::resolve(
             self.secrets.as_ref(),
@@ -356,18 +486,21 @@ impl HelmHandler {
             );
             let removed = self
                 .engine
-                .uninstall(&Release::new(&prev.release_name, &prev.release_namespace))
+                .uninstall(
+                    &Release::new(&prev.release_name, &prev.release_namespace)
+                        .acting_as(identity.clone()),
+                )
                 .await;
             self.metrics
                 .observe_release(ReleaseOperation::uninstall, removed.is_ok());
             removed.map_err(|e| Failure::from(e).context("uninstall of the previous release"))?;
             if prev.namespace_created && prev.release_namespace != namespace {
-                self.remove_namespace_if_empty(&prev.release_namespace)
+                self.remove_namespace_if_empty(&identity, &prev.release_namespace)
                     .await;
             }
         }
 
-        let release = Release::new(&release_name, &namespace);
+        let release = Release::new(&release_name, &namespace).acting_as(identity.clone());
         let mut current = self.engine.status(&release).await?;
         let ours = previous
             .as_ref()
@@ -421,7 +554,7 @@ impl HelmHandler {
         let mut namespace_created = same_ns_prev.is_some_and(|p| p.namespace_created);
         if config.manage_namespace && !self.namespaces.exists(&namespace).await? {
             self.namespaces
-                .create(&namespace)
+                .create(&identity, &namespace)
                 .await
                 .map_err(|f| f.context(&format!("create namespace {namespace}")))?;
             namespace_created = true;
@@ -437,6 +570,10 @@ impl HelmHandler {
             },
         };
         status.namespace_created = namespace_created;
+        status.service_account_name = match &identity {
+            Identity::Controller => None,
+            Identity::ServiceAccount { name, .. } => Some(name.to_string()),
+        };
 
         let operation = if current.is_some() {
             ReleaseOperation::upgrade
@@ -444,7 +581,10 @@ impl HelmHandler {
             ReleaseOperation::install
         };
         let options = UpgradeOptions {
-            create_namespace: config.manage_namespace,
+            // helm's own namespace creation only as the controller: the handler created it
+            // already (as the identity), and helm would create it even when it exists — which
+            // a tenant without cluster-scoped rights is refused.
+            create_namespace: config.manage_namespace && identity.is_controller(),
             description: Some(format!("{RELEASE_DESCRIPTION_PREFIX}{this}")),
             ..UpgradeOptions::default()
         };
@@ -605,7 +745,7 @@ impl HelmHandler {
                 None => outcome,
             }
         };
-        match self.readiness.assess(namespace, &manifest).await? {
+        match self.readiness.assess(release, &manifest).await? {
             Readiness::Ready => match (corrected, drift) {
                 (Some(outcome), _) => Ok(outcome),
                 (None, Some(d)) if d.mode != DriftMode::Disabled => Ok(self
@@ -722,15 +862,16 @@ impl HelmHandler {
 
     async fn check_applied_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
         let Some(target) = self.target(cx) else {
-            // Neither a status nor a valid config: report the config error.
-            return Err(self.parse_config(cx).err().unwrap_or_else(|| {
+            // Neither a status nor an allowed config: report why.
+            return Err(self.allowed_config(cx).err().unwrap_or_else(|| {
                 Failure::new(ErrorCategory::Internal, "no release to observe")
             }));
         };
         let config = self.parse_config(cx).ok();
+        let identity = self.deploy_identity(cx, config.as_ref()).await?;
         self.observe_release(
             cx,
-            &Release::new(&target.name, &target.namespace),
+            &target.release(&identity),
             config.as_ref().map(|c| &c.drift_detection),
         )
         .await
@@ -743,16 +884,20 @@ impl HelmHandler {
                 .remove(&ObjectKey::new(cx.namespace(), cx.name()));
             return Ok(HandlerOutcome::done());
         };
-        let removed = self
-            .engine
-            .uninstall(&Release::new(&target.name, &target.namespace))
-            .await;
+        let config = self.parse_config(cx).ok();
+        let Some(identity) = self.removal_identity(cx, config.as_ref(), &target).await? else {
+            return self.forget(cx);
+        };
+        if !self.deployed_by(cx, &target.release(&identity)).await? {
+            return self.forget(cx);
+        }
+        let removed = self.engine.uninstall(&target.release(&identity)).await;
         self.metrics
             .observe_release(ReleaseOperation::uninstall, removed.is_ok());
         if removed? == UninstallOutcome::Uninstalled {
-            tracing::info!(release = %target.name, namespace = %target.namespace, "release uninstalled");
+            tracing::info!(release = %target.name, namespace = %target.namespace, identity = %identity, "release uninstalled");
         }
-        self.check_deleted_target(cx, &target).await
+        self.check_deleted_target(cx, &target, &identity).await
     }
 
     async fn check_deleted_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
@@ -761,15 +906,20 @@ impl HelmHandler {
                 .remove(&ObjectKey::new(cx.namespace(), cx.name()));
             return Ok(HandlerOutcome::done());
         };
-        self.check_deleted_target(cx, &target).await
+        let config = self.parse_config(cx).ok();
+        let Some(identity) = self.removal_identity(cx, config.as_ref(), &target).await? else {
+            return self.forget(cx);
+        };
+        self.check_deleted_target(cx, &target, &identity).await
     }
 
     async fn check_deleted_target(
         &self,
         cx: &HandlerContext,
         target: &Target,
+        identity: &Identity,
     ) -> Step<HandlerOutcome> {
-        let release = Release::new(&target.name, &target.namespace);
+        let release = target.release(identity);
         if let Some(info) = self.engine.status(&release).await? {
             return Ok(HandlerOutcome::in_progress(
                 REQUEUE_DELETING,
@@ -784,7 +934,7 @@ impl HelmHandler {
                 NamespaceContents::Gone => {}
                 NamespaceContents::Empty => {
                     self.namespaces
-                        .delete(&target.namespace)
+                        .delete(identity, &target.namespace)
                         .await
                         .map_err(|f| {
                             f.context(&format!("delete namespace {}", target.namespace))
@@ -813,11 +963,50 @@ impl HelmHandler {
         Ok(HandlerOutcome::done())
     }
 
+    /// Whether the release is this Component's to remove. With a recorded status it is (we
+    /// deployed it). Without one, this Component never got as far as helm — except when
+    /// helm finished and the status write did not: then the release's description names
+    /// this Component. Any other release of that name is someone else's (another
+    /// Component's, or installed by hand), and a release the identity may not even read
+    /// was not deployed as it: neither is uninstalled.
+    async fn deployed_by(&self, cx: &HandlerContext, release: &Release) -> Step<bool> {
+        if HandlerStatus::from_value(cx.handler_status.as_ref()).is_some() {
+            return Ok(true);
+        }
+        let this = format!("{}/{}", cx.namespace(), cx.name());
+        match self.engine.status(release).await {
+            Ok(Some(info)) => {
+                let ours = info
+                    .description
+                    .strip_prefix(RELEASE_DESCRIPTION_PREFIX)
+                    .is_some_and(|owner| owner == this);
+                if !ours {
+                    tracing::info!(release = %release, "release not deployed by this Component: left alone");
+                }
+                Ok(ours)
+            }
+            Ok(None) => Ok(false),
+            Err(e) if e.category() == ErrorCategory::Auth => {
+                tracing::info!(release = %release, identity = %release.identity, "release not readable as this Component's identity, so not deployed as it: nothing to uninstall ({e})");
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removal done without anything to uninstall: the Component is forgotten.
+    fn forget(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
+        self.secret_index
+            .remove(&ObjectKey::new(cx.namespace(), cx.name()));
+        Ok(HandlerOutcome::done())
+    }
+
     /// Best effort: deletes a namespace the handler created once nothing but defaults is
     /// left in it (a release moved to another namespace). Never fails the operation.
-    async fn remove_namespace_if_empty(&self, namespace: &str) {
+    async fn remove_namespace_if_empty(&self, identity: &Identity, namespace: &str) {
         match self.namespaces.contents(namespace).await {
-            Ok(NamespaceContents::Empty) => match self.namespaces.delete(namespace).await {
+            Ok(NamespaceContents::Empty) => match self.namespaces.delete(identity, namespace).await
+            {
                 Ok(()) => {
                     tracing::info!(namespace = %namespace, "previous release namespace deleted")
                 }

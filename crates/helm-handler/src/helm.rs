@@ -12,7 +12,9 @@
 //! | [`HelmEngine::rollback`] | `helm rollback NAME [REVISION] --namespace NS --history-max N --timeout Ts` |
 //! | [`HelmEngine::template`] | `helm template NAME CHART.tgz --namespace NS --include-crds -f VALUES.json` |
 //!
-//! (`--kube-context C` is added to the cluster operations when configured.) No `--wait`:
+//! (`--kube-context C` is added to the cluster operations when configured, and
+//! `--kube-as-user system:serviceaccount:NS:NAME` when the release is acted on as a
+//! ServiceAccount: [`Release::identity`], see [`crate::identity`].) No `--wait`:
 //! progress is observed afterwards with [`crate::readiness`].
 //!
 //! Rules: helm gets private `HELM_CONFIG_HOME`/`HELM_CACHE_HOME`/`HELM_DATA_HOME` (and
@@ -40,7 +42,7 @@ pub mod release;
 pub mod stop;
 pub mod version;
 
-pub use errors::HelmError;
+pub use errors::{Forbidden, ForbiddenTarget, HelmError};
 pub use release::{ChartInfo, Release, ReleaseInfo, ReleaseStatus, UninstallOutcome};
 pub use version::HelmVersion;
 
@@ -308,10 +310,22 @@ impl HelmEngine {
         cmd
     }
 
-    fn cluster_args(&self, args: &mut Vec<OsString>) {
+    /// The flags of every command that talks to the cluster: the kube context, and the
+    /// identity the release is acted on as (`--kube-as-user system:serviceaccount:NS:NAME`).
+    ///
+    /// No `--kube-as-group`: impersonating a ServiceAccount without groups makes the API
+    /// server add the ServiceAccount's own groups (`system:serviceaccounts`,
+    /// `system:serviceaccounts:NS`, `system:authenticated`), exactly what its token would
+    /// carry; naming groups would require `impersonate` on `groups`, which would let the
+    /// controller impersonate any group (`system:masters` included).
+    fn cluster_args(&self, release: &Release, args: &mut Vec<OsString>) {
         if let Some(ctx) = &self.options.kube_context {
             args.push("--kube-context".into());
             args.push(ctx.into());
+        }
+        if let Some(user) = release.identity.username() {
+            args.push("--kube-as-user".into());
+            args.push(user.into());
         }
     }
 
@@ -416,7 +430,7 @@ impl HelmEngine {
         }
         args.push("-f".into());
         args.push(values_file.into());
-        self.cluster_args(&mut args);
+        self.cluster_args(release, &mut args);
         args
     }
 
@@ -488,7 +502,7 @@ impl HelmEngine {
             "--output".into(),
             "json".into(),
         ];
-        self.cluster_args(&mut args);
+        self.cluster_args(release, &mut args);
         args
     }
 
@@ -535,7 +549,7 @@ impl HelmEngine {
             "--timeout".into(),
             Self::helm_timeout_arg(BOUND),
         ]);
-        self.cluster_args(&mut args);
+        self.cluster_args(release, &mut args);
         match self
             .run_helm(operation, release, args, Some(BOUND), Some(&fenced))
             .await
@@ -610,7 +624,7 @@ impl ReleaseEngine for HelmEngine {
             "--namespace".into(),
             release.namespace.clone().into(),
         ];
-        self.cluster_args(&mut args);
+        self.cluster_args(release, &mut args);
         self.run_checked("get manifest", release, args, None).await
     }
 
@@ -626,7 +640,7 @@ impl ReleaseEngine for HelmEngine {
             "--timeout".into(),
             Self::helm_timeout_arg(self.options.timeout),
         ];
-        self.cluster_args(&mut args);
+        self.cluster_args(release, &mut args);
         match self.run_checked("uninstall", release, args, None).await {
             Ok(_) => Ok(UninstallOutcome::Uninstalled),
             Err(e) if e.is_release_not_found() => Ok(UninstallOutcome::AlreadyGone),
@@ -650,7 +664,7 @@ impl ReleaseEngine for HelmEngine {
             "--timeout".into(),
             Self::helm_timeout_arg(self.options.timeout),
         ]);
-        self.cluster_args(&mut args);
+        self.cluster_args(release, &mut args);
         self.run_checked("rollback", release, args, None)
             .await
             .map(|_| ())

@@ -16,6 +16,8 @@ pub mod drift;
 pub mod error;
 pub mod handler;
 pub mod helm;
+pub mod identity;
+pub mod impersonation;
 pub mod manifests;
 pub mod metrics;
 pub mod readiness;

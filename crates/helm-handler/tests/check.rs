@@ -49,7 +49,9 @@ fn lines(stdout: &str) -> BTreeMap<String, String> {
     stdout
         .lines()
         .map(|l| {
-            if let Some(key) = l.strip_prefix("ok ") {
+            if let Some(rest) = l.strip_prefix("ok ") {
+                let (key, identity) = rest.split_once(" (runs as ").unwrap();
+                assert!(identity.ends_with(')'), "{l}");
                 (key.to_string(), "ok".to_string())
             } else {
                 let rest = l
@@ -98,7 +100,8 @@ fn accepts_every_valid_form() {
     }
     // One line per helm Component, in file order.
     assert!(
-        run.stdout.starts_with("ok apps/oci-nested-auth\n"),
+        run.stdout
+            .starts_with("ok apps/oci-nested-auth (runs as the controller's own identity)\n"),
         "{}",
         run.stdout
     );
@@ -468,7 +471,12 @@ fn a_directory_and_stdin_are_read() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let run = check(&[], &[dir]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("ok apps/flat-oci\n"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("ok apps/flat-oci (runs as the controller's own identity)\n"),
+        "{}",
+        run.stdout
+    );
 
     let text = std::fs::read(fixture("invalid.yaml")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_helm-handler"))
@@ -502,6 +510,7 @@ fn the_examples_are_valid() {
         "flat-oci-component.yaml",
         "flat-http-component.yaml",
         "registry-secret.yaml",
+        "tenant-component.yaml",
     ] {
         assert!(
             files.iter().any(|f| f.ends_with(required)),
@@ -513,6 +522,12 @@ fn the_examples_are_valid() {
     let got = lines(&run.stdout);
     assert!(got.len() >= 7, "{}", run.stdout);
     assert!(got.values().all(|v| v == "ok"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("ok team-a/web (runs as system:serviceaccount:team-a:deployer)\n"),
+        "{}",
+        run.stdout
+    );
 }
 
 /// A Component file whose values alias a list into 10^9 nodes (767 bytes): refused as a file
@@ -592,5 +607,53 @@ fn values_from_sources_in_the_files_are_read() {
         ),
         "{}",
         got["apps/foreign"]
+    );
+}
+
+/// Who each Component would act as, with and without the controller's tenancy flags; a
+/// release in another namespace is an error only with `--no-cross-namespace-releases`.
+#[test]
+fn shows_the_identity_and_flags_cross_namespace_releases() {
+    let file = fixture("tenancy.yaml");
+    let run = check(&[], std::slice::from_ref(&file));
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout,
+        "ok team-a/own-sa (runs as system:serviceaccount:team-a:deployer)\n\
+         ok team-a/no-sa (runs as the controller's own identity)\n\
+         ok team-a/elsewhere (runs as system:serviceaccount:team-a:deployer)\n"
+    );
+
+    let run = check(
+        &[
+            "--default-service-account=helm-deployer",
+            "--no-cross-namespace-releases",
+        ],
+        &[file],
+    );
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let got = lines(&run.stdout);
+    assert_eq!(got["team-a/own-sa"], "ok");
+    assert_eq!(got["team-a/no-sa"], "ok");
+    assert!(
+        run.stdout
+            .contains("ok team-a/no-sa (runs as system:serviceaccount:team-a:helm-deployer)\n"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        got["team-a/elsewhere"],
+        "config: field `releaseNamespace`: \"kube-system\" is not the Component's namespace \"team-a\": releases in other namespaces are refused (--no-cross-namespace-releases); remove the field or set it to \"team-a\""
+    );
+
+    let run = check(
+        &["--default-service-account=Not_Valid"],
+        &[fixture("tenancy.yaml")],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--default-service-account"),
+        "{}",
+        run.stderr
     );
 }

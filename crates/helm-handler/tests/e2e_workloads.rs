@@ -22,7 +22,7 @@ mod e2e_support;
 
 use std::time::Duration;
 
-use e2e_support::{Controller, Env, delete_namespace, image_values, wait_ready};
+use e2e_support::{Controller, Env, can_i, delete_namespace, image_values, wait_ready};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -333,15 +333,13 @@ async fn controller_chart_installs() {
     // nothing more.
     let sa = format!("system:serviceaccount:{ns}:{release}-helm-handler");
     let can = |verb: &str, resource: &str, all_namespaces: bool| {
-        let mut cmd = target.kubectl();
-        cmd.args(["auth", "can-i", verb, resource, "--as", &sa]);
-        if all_namespaces {
-            cmd.arg("--all-namespaces");
-        } else {
-            cmd.args(["-n", ns]);
-        }
-        let out = cmd.output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+        can_i(
+            target,
+            &sa,
+            verb,
+            resource,
+            (!all_namespaces).then_some(ns.as_str()),
+        )
     };
     for (verb, resource, all) in [
         ("watch", "components.deployment-orchestrator.io", true),

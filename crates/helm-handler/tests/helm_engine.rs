@@ -15,6 +15,7 @@ use helm_handler::helm::{
     HelmEngine, HelmEngineOptions, HelmError, Release, ReleaseEngine, ReleaseStatus,
     UninstallOutcome, UpgradeOptions,
 };
+use helm_handler::identity::{Identity, ServiceAccountName};
 use serde_json::{Map, Value, json};
 
 fn fixtures() -> PathBuf {
@@ -306,6 +307,51 @@ async fn other_command_lines() {
         argvs[5],
         "rollback web --namespace apps --history-max 5 --timeout 26s --kube-context ctx"
     );
+}
+
+/// A release acted on as a ServiceAccount: every command that talks to the cluster carries
+/// `--kube-as-user system:serviceaccount:NS:NAME` (and no group: the API server adds the
+/// ServiceAccount's own); `template` (offline) does not.
+#[tokio::test]
+async fn a_service_account_identity_is_impersonated_by_every_cluster_command() {
+    let fake = fake_helm();
+    let engine = HelmEngine::new(fake.options()).unwrap();
+    let release = Release::new("web", "apps").acting_as(Identity::service_account(
+        "apps",
+        ServiceAccountName::new("deployer").unwrap(),
+    ));
+    engine
+        .upgrade_install(
+            &release,
+            Path::new("/c.tgz"),
+            &Map::new(),
+            &UpgradeOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(engine.status(&release).await.unwrap().is_none());
+    engine.get_manifest(&release).await.unwrap();
+    engine.uninstall(&release).await.unwrap();
+    engine.rollback(&release, None).await.unwrap();
+    engine
+        .template(&release, Path::new("/c.tgz"), &Map::new())
+        .await
+        .unwrap();
+    let argvs: Vec<Vec<String>> = fake
+        .calls()
+        .iter()
+        .map(|c| read(c, "argv").lines().map(str::to_string).collect())
+        .collect();
+    assert_eq!(argvs.len(), 6);
+    for argv in &argvs[..5] {
+        let at = argv
+            .iter()
+            .position(|a| a == "--kube-as-user")
+            .unwrap_or_else(|| panic!("no --kube-as-user in {argv:?}"));
+        assert_eq!(argv[at + 1], "system:serviceaccount:apps:deployer");
+        assert!(!argv.iter().any(|a| a == "--kube-as-group"), "{argv:?}");
+    }
+    assert!(!argvs[5].iter().any(|a| a.starts_with("--kube-as")));
 }
 
 #[tokio::test]

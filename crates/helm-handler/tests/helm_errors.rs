@@ -20,6 +20,8 @@ fn expected(stem: &str) -> (Diagnosis, ErrorCategory) {
         (Diagnosis::ReleaseNotFound, ErrorCategory::NotFound)
     } else if stem == "another-operation" {
         (Diagnosis::OperationInProgress, ErrorCategory::Conflict)
+    } else if stem.starts_with("forbidden-") {
+        (Diagnosis::Unauthorized, ErrorCategory::Auth)
     } else if stem.starts_with("render-") || stem == "not-a-chart" {
         (Diagnosis::Render, ErrorCategory::Config)
     } else {
@@ -69,6 +71,58 @@ fn messages_keep_what_the_user_needs() {
     let err = classify("uninstall", "apps", "web", "1".into(), &stderr);
     assert!(err.is_release_not_found());
     assert_eq!(err.to_string(), "release apps/web not found");
+}
+
+/// RBAC refusals of an impersonated ServiceAccount, captured from helm 3.17.2 and 4.1.4 on
+/// the real control plane (`capture-forbidden.sh`): each names the ServiceAccount, the verb, the resource and
+/// where — and an uninstall that may not read the release is not "already gone".
+#[test]
+fn forbidden_messages_name_the_service_account_verb_and_resource() {
+    let cases = [
+        (
+            "forbidden-status-other-namespace",
+            "status",
+            "ServiceAccount hh-capture-a/deployer cannot list secrets (the core API group) in namespace \"hh-capture-b\"",
+        ),
+        (
+            "forbidden-uninstall-other-namespace",
+            "uninstall",
+            "ServiceAccount hh-capture-a/deployer cannot list secrets (the core API group) in namespace \"hh-capture-b\"",
+        ),
+        (
+            "forbidden-install-clusterrole",
+            "upgrade",
+            "ServiceAccount hh-capture-a/deployer cannot get clusterroles (API group \"rbac.authorization.k8s.io\") at the cluster scope",
+        ),
+        (
+            "forbidden-install-escalation",
+            "upgrade",
+            "ServiceAccount hh-capture-a/deployer cannot grant RBAC permissions it does not hold itself (a Role or ClusterRole of the chart)",
+        ),
+    ];
+    for (version, (fixture, operation, what)) in ["v3", "v4"]
+        .into_iter()
+        .flat_map(|v| cases.iter().map(move |c| (v, *c)))
+    {
+        let stderr =
+            std::fs::read_to_string(fixtures().join(format!("{version}/{fixture}.stderr")))
+                .unwrap();
+        let err = classify(operation, "hh-capture-b", "web", "1".into(), &stderr);
+        assert!(!err.is_release_not_found(), "{version}/{fixture}: {err}");
+        let HelmError::Forbidden { forbidden, .. } = &err else {
+            panic!("{version}/{fixture}: {err:?}");
+        };
+        assert_eq!(forbidden.to_string(), what, "{version}/{fixture}");
+        assert_eq!(
+            forbidden.service_account(),
+            Some(("hh-capture-a", "deployer"))
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("helm {operation}: forbidden: {what}; ")),
+            "{text}"
+        );
+    }
 }
 
 #[test]

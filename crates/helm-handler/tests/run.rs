@@ -191,4 +191,13 @@ fn unreadable_kubeconfig_and_bad_flags_are_usage_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // A lockdown ServiceAccount that could not exist is refused before anything starts.
+    let out = base_command(dir.path())
+        .arg("--default-service-account=Helm_Deployer")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--default-service-account"), "{stderr}");
+    assert!(stderr.contains("Helm_Deployer"), "{stderr}");
 }

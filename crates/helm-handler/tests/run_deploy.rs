@@ -57,6 +57,31 @@ fn find<'a>(all: &'a [Value], kind: &str, name_suffix: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} *{name_suffix}"))
 }
 
+/// The chart rendered as release `hh` in namespace `ops` with `--set values`.
+fn template_with(values: &str) -> Vec<Value> {
+    let dir = chart_dir();
+    let (ok, out, err) = helm(&[
+        "template",
+        "hh",
+        dir.to_str().unwrap(),
+        "--namespace",
+        "ops",
+        "--set",
+        values,
+    ]);
+    assert!(ok, "helm template failed:\n{err}");
+    docs(&out)
+}
+
+/// A YAML list of strings.
+fn strings(list: &Value) -> Vec<&str> {
+    list.as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn chart_lints_strict() {
     let (ok, out, err) = helm(&["lint", "--strict", chart_dir().to_str().unwrap()]);
@@ -96,12 +121,7 @@ fn chart_templates_with_defaults_and_options() {
     let deployment = find(&all, "Deployment", "helm-handler");
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
-    let args: Vec<&str> = container["args"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = strings(&container["args"]);
     assert_eq!(args[0], "run");
     assert!(
         args.contains(&"--system-namespace=deployment-system"),
@@ -126,17 +146,9 @@ fn chart_templates_with_defaults_and_options() {
     );
 
     // Options: no leader election, no RBAC, another system namespace, text logs.
-    let (ok, out, err) = helm(&[
-        "template",
-        "hh",
-        dir.to_str().unwrap(),
-        "--namespace",
-        "ops",
-        "--set",
+    let all = template_with(
         "leaderElection.enabled=false,rbac.create=false,systemNamespace=shared,logFormat=text,concurrency=8,image.tag=dev",
-    ]);
-    assert!(ok, "helm template failed:\n{err}");
-    let all = docs(&out);
+    );
     assert!(
         all.iter()
             .all(|v| !v["kind"].as_str().unwrap().contains("Role")),
@@ -144,12 +156,7 @@ fn chart_templates_with_defaults_and_options() {
     );
     let deployment = find(&all, "Deployment", "hh-helm-handler");
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-    let args: Vec<&str> = container["args"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = strings(&container["args"]);
     for want in [
         "--no-leader-election",
         "--system-namespace=shared",
@@ -170,6 +177,58 @@ fn chart_templates_with_defaults_and_options() {
     ]);
     assert!(!ok, "logFormat=xml accepted");
     assert!(err.contains("logFormat"), "{err}");
+}
+
+/// `lockdown.enabled=true`: the controller runs with `--default-service-account` and
+/// `--no-cross-namespace-releases`, its ClusterRole is the narrow set (no writes but
+/// Components, Events; impersonation of ServiceAccounts), and no releases role is made.
+#[test]
+fn chart_lockdown_narrows_the_controller() {
+    let all = template_with("lockdown.enabled=true,lockdown.defaultServiceAccount=deployer");
+    let kinds: Vec<(String, String)> = all.iter().map(kind_name).collect();
+    assert!(
+        !kinds.iter().any(|(_, n)| n.ends_with("-releases")),
+        "no releases role under lockdown: {kinds:?}"
+    );
+    let deployment = find(&all, "Deployment", "hh-helm-handler");
+    let args = strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"]);
+    for want in [
+        "--default-service-account=deployer",
+        "--no-cross-namespace-releases",
+    ] {
+        assert!(args.contains(&want), "{want} not in {args:?}");
+    }
+    // (resource, verbs) of every rule of the controller's ClusterRole.
+    let role = find(&all, "ClusterRole", "hh-helm-handler");
+    let mut rules: Vec<(String, Vec<String>)> = Vec::new();
+    for rule in role["rules"].as_sequence().unwrap() {
+        let verbs: Vec<String> = strings(&rule["verbs"])
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        for r in strings(&rule["resources"]) {
+            rules.push((r.to_string(), verbs.clone()));
+        }
+    }
+    let verbs_of = |resource: &str| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|(r, _)| r == resource)
+            .flat_map(|(_, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(verbs_of("namespaces"), ["get"]);
+    assert_eq!(verbs_of("serviceaccounts"), ["get", "impersonate"]);
+    assert_eq!(verbs_of("secrets"), ["get", "list", "watch"]);
+    for (resource, verbs) in &rules {
+        assert!(!resource.contains('*'), "{resource}");
+        for v in verbs {
+            assert!(
+                v != "*" && (v != "create" && v != "delete" || resource == "events"),
+                "lockdown grants {v} on {resource}"
+            );
+        }
+    }
 }
 
 fn read(path: &Path) -> String {

@@ -82,7 +82,7 @@ fn renders_each_component_with_its_values_and_a_header() {
     std::fs::write(
         &file,
         format!(
-            "apiVersion: deployment-orchestrator.io/v1alpha1\nkind: Component\nmetadata:\n  name: site\n  namespace: team-a\nspec:\n  handler: helm\n  config:\n    releaseName: site\n    releaseNamespace: web\n    values:\n      message: hello from values\n    source:\n      type: oci\n      chart: {web}\n      plainHTTP: true\n\
+            "apiVersion: deployment-orchestrator.io/v1alpha1\nkind: Component\nmetadata:\n  name: site\n  namespace: team-a\nspec:\n  handler: helm\n  config:\n    releaseName: site\n    releaseNamespace: web\n    serviceAccountName: deployer\n    values:\n      message: hello from values\n    source:\n      type: oci\n      chart: {web}\n      plainHTTP: true\n\
              ---\napiVersion: deployment-orchestrator.io/v1alpha1\nkind: Component\nmetadata:\n  name: other-handler\n  namespace: team-a\nspec:\n  handler: terraform\n  config: {{}}\n\
              ---\napiVersion: deployment-orchestrator.io/v1alpha1\nkind: Component\nmetadata:\n  name: flat\n  namespace: team-b\nspec:\n  handler: helm\n  config:\n    releaseName: flat\n    chart: {web}\n    plainHTTP: true\n"
         ),
@@ -116,10 +116,41 @@ fn renders_each_component_with_its_values_and_a_header() {
     assert!(second.contains("namespace: team-b"), "{second}");
     assert!(second.contains("message: \"none\""), "{second}");
 
+    // Who each would be installed as.
+    let identities = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("# Runs as: "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        identities(&stdout),
+        [
+            "# Runs as: system:serviceaccount:team-a:deployer",
+            "# Runs as: the controller's own identity"
+        ]
+    );
+
     // A second run (charts now cached) gives the same output.
     let again = template(&[&file], &s.dir.join("cache"), &[]);
     assert!(again.status.success());
     assert_eq!(String::from_utf8_lossy(&again.stdout), stdout);
+
+    // Under lockdown, a Component without serviceAccountName runs as the default one.
+    let locked = template(
+        &[&file],
+        &s.dir.join("cache"),
+        &["--default-service-account", "helm-deployer"],
+    );
+    assert!(locked.status.success());
+    assert_eq!(
+        identities(&String::from_utf8_lossy(&locked.stdout)),
+        [
+            "# Runs as: system:serviceaccount:team-a:deployer",
+            "# Runs as: system:serviceaccount:team-b:helm-deployer"
+        ]
+    );
 }
 
 #[test]

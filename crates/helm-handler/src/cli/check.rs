@@ -1,7 +1,13 @@
-//! `helm-handler check -f FILE [-f FILE…] [--system-namespace NS]`: validates the
+//! `helm-handler check -f FILE [-f FILE…] [--system-namespace NS]
+//! [--default-service-account NAME] [--no-cross-namespace-releases]`: validates the
 //! configuration of every helm Component in the files, offline.
 //!
-//! One line per helm Component on stdout: `ok NS/NAME` or `error NS/NAME: CATEGORY: MESSAGE`.
+//! One line per helm Component on stdout: `ok NS/NAME (runs as IDENTITY)` or
+//! `error NS/NAME: CATEGORY: MESSAGE`. IDENTITY is who the controller, run with the same
+//! tenancy flags, would act as: `system:serviceaccount:NS:NAME`, or the controller's own
+//! identity (see [`crate::identity`]); whether that ServiceAccount exists, and its rights,
+//! are the cluster's and are not checked offline. With `--no-cross-namespace-releases` a
+//! `releaseNamespace` other than the Component's is an error, as in the controller.
 //! Secrets referenced by a Component, and the Secrets and ConfigMaps of its `valuesFrom`, are
 //! read when they are in the files (same code as the controller); a reference to a forbidden
 //! namespace is an error either way.
@@ -19,6 +25,7 @@ use crate::config::HelmConfig;
 use crate::config_maps::FileConfigMapStore;
 use crate::credentials::{CredentialResolver, FileSecretStore};
 use crate::error::Error;
+use crate::identity::{Identity, ServiceAccountName, TenancyPolicy};
 use crate::manifests::{DEFAULT_NAMESPACE, Manifests};
 use crate::values::ValuesKind;
 
@@ -45,6 +52,14 @@ pub struct CheckArgs {
     /// Also say, on stderr, which Components were skipped and which Secrets were not checked.
     #[arg(short, long)]
     pub verbose: bool,
+    /// As `run --default-service-account` (lockdown): the identity of Components without
+    /// `serviceAccountName`.
+    #[arg(long, value_name = "NAME")]
+    pub default_service_account: Option<ServiceAccountName>,
+    /// As `run --no-cross-namespace-releases`: a release outside its Component's namespace
+    /// is an error.
+    #[arg(long)]
+    pub no_cross_namespace_releases: bool,
 }
 
 /// The verdict on one helm Component.
@@ -53,6 +68,8 @@ pub struct Verdict {
     pub namespace: String,
     pub name: String,
     pub result: Result<(), Error>,
+    /// Who the release would be acted on as (known once the configuration parses).
+    pub identity: Option<Identity>,
     /// Secrets referenced but not in the files (not checked).
     pub unchecked_secrets: Vec<String>,
     /// `valuesFrom` sources not in the files (not checked).
@@ -62,7 +79,10 @@ pub struct Verdict {
 impl Verdict {
     pub fn line(&self) -> String {
         match &self.result {
-            Ok(()) => format!("ok {}/{}", self.namespace, self.name),
+            Ok(()) => {
+                let identity = self.identity.clone().unwrap_or_default();
+                format!("ok {}/{} (runs as {identity})", self.namespace, self.name)
+            }
             Err(e) => format!("error {}/{}: {e}", self.namespace, self.name),
         }
     }
@@ -84,6 +104,10 @@ pub fn main(args: CheckArgs) -> ExitCode {
         }
     };
     let resolver = CredentialResolver::new(args.system_namespace.clone());
+    let tenancy = TenancyPolicy {
+        default_service_account: args.default_service_account.clone(),
+        no_cross_namespace_releases: args.no_cross_namespace_releases,
+    };
 
     if args.verbose {
         for c in &manifests.components {
@@ -101,6 +125,7 @@ pub fn main(args: CheckArgs) -> ExitCode {
     for (component, _) in manifests.helm_components() {
         total += 1;
         let verdict = runtime.block_on(check_component(
+            &tenancy,
             &resolver,
             &manifests.secrets,
             &manifests.config_maps,
@@ -145,10 +170,12 @@ fn key(c: &Component) -> String {
     )
 }
 
-/// Validates one Component: its configuration, the namespace rule of its Secret
-/// references, the contents of the referenced Secrets that are in the files, and its
-/// `valuesFrom` with the sources that are in the files.
+/// Validates one Component: its configuration, the tenancy rules (`tenancy`: the release
+/// namespace, and who it would run as), the namespace rule of its Secret references, the
+/// contents of the referenced Secrets that are in the files, and its `valuesFrom` with the
+/// sources that are in the files.
 pub async fn check_component(
+    tenancy: &TenancyPolicy,
     resolver: &CredentialResolver,
     secrets: &FileSecretStore,
     config_maps: &FileConfigMapStore,
@@ -162,10 +189,17 @@ pub async fn check_component(
     let name = component.metadata.name.clone().unwrap_or_default();
     let mut unchecked_secrets = Vec::new();
     let mut unchecked_values = Vec::new();
+    let mut identity = None;
     let result = async {
         let null = serde_json::Value::Null;
         let mut config =
             HelmConfig::parse(component.spec.config.as_ref().unwrap_or(&null), &namespace)?;
+        tenancy.check_release_namespace(&namespace, &config.release_namespace)?;
+        identity = Some(
+            tenancy
+                .identity(config.service_account_name.as_ref(), &namespace)
+                .identity,
+        );
         // Values: read what the files hold, as the controller would; note the rest.
         let mut index = 0usize;
         config.values_from.retain(|r| {
@@ -208,6 +242,7 @@ pub async fn check_component(
         namespace,
         name,
         result,
+        identity,
         unchecked_secrets,
         unchecked_values,
     }

@@ -46,9 +46,12 @@ use crate::credentials::{CredentialResolver, KubeSecretStore};
 use crate::handler::drift_probe::KubeDrift;
 use crate::handler::namespaces::KubeNamespaces;
 use crate::handler::readiness::KubeReadiness;
+use crate::handler::service_accounts::KubeServiceAccounts;
 use crate::handler::{HelmHandler, HelmHandlerParts, ObjectKey, SecretIndex, referenced_objects};
 use crate::helm::stop::HelmStop;
 use crate::helm::{HelmEngine, HelmEngineOptions};
+use crate::identity::{ServiceAccountName, TenancyPolicy};
+use crate::impersonation::KubeClients;
 use crate::metrics::{self, Health, Metrics, Role, WatchLabels};
 
 /// Default chart cache size: 1 GiB.
@@ -129,15 +132,31 @@ pub struct RunArgs {
     pub helm_timeout: Duration,
 
     /// On SIGTERM, how long running helm processes may go on before they are asked to stop
-    /// (SIGTERM: helm records a failed revision, never a pending one; killed 10 s later).
+    /// (SIGTERM, killed 10 s later; a release they leave pending is unblocked at once).
     /// The Pod's `terminationGracePeriodSeconds` must exceed this by 15 s or more.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Lockdown: a Component without `serviceAccountName` acts as this ServiceAccount of its
+    /// own namespace (never as the controller); a missing one fails it (`config`).
+    #[arg(long, value_name = "NAME")]
+    pub default_service_account: Option<ServiceAccountName>,
+
+    /// Refuse releases outside their Component's namespace (`releaseNamespace`).
+    #[arg(long)]
+    pub no_cross_namespace_releases: bool,
 }
 
 impl RunArgs {
     pub fn leader_election_enabled(&self) -> bool {
         !self.no_leader_election
+    }
+
+    pub fn tenancy(&self) -> TenancyPolicy {
+        TenancyPolicy {
+            default_service_account: self.default_service_account.clone(),
+            no_cross_namespace_releases: self.no_cross_namespace_releases,
+        }
     }
 }
 
@@ -208,8 +227,9 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Builds the kube client from `--kubeconfig`/`--context`, else the usual inference.
-async fn kube_client(args: &RunArgs) -> Result<(Client, String), RunError> {
+/// Builds the kube client from `--kubeconfig`/`--context`, else the usual inference; the
+/// config is kept to build impersonating clients from.
+async fn kube_client(args: &RunArgs) -> Result<(Client, kube::Config, String), RunError> {
     let options = KubeConfigOptions {
         context: args.context.clone(),
         ..KubeConfigOptions::default()
@@ -237,9 +257,9 @@ async fn kube_client(args: &RunArgs) -> Result<(Client, String), RunError> {
     let url = config.cluster_url.to_string();
     let mut config = config;
     config.headers.push(user_agent(&identity()));
-    let client = Client::try_from(config)
+    let client = Client::try_from(config.clone())
         .map_err(|e| RunError::Usage(format!("cannot build a Kubernetes client for {url}: {e}")))?;
-    Ok((client, url))
+    Ok((client, config, url))
 }
 
 /// `helm-handler/<version> (<identity>)`: the API server's audit log and metrics tell this
@@ -308,6 +328,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         version = env!("CARGO_PKG_VERSION"),
         system_namespace = %args.system_namespace,
         leader_election = args.leader_election_enabled(),
+        default_service_account = ?args.default_service_account.as_ref().map(|s| s.as_str()),
+        no_cross_namespace_releases = args.no_cross_namespace_releases,
         concurrency = args.concurrency,
         "starting helm-handler"
     );
@@ -405,7 +427,7 @@ async fn run_with_server(
     stopping: Stopping,
 ) -> Result<(), RunError> {
     // 5. Kubernetes
-    let (client, url) = kube_client(&args).await?;
+    let (client, kube_config, url) = kube_client(&args).await?;
     let mut shutdown = stopping.shutdown.clone();
     tokio::select! {
         r = wait_for_api(&client, &url, args.startup_timeout) => r?,
@@ -417,11 +439,14 @@ async fn run_with_server(
 
     let sources = Arc::new(SourceRegistry::new(SourceContext::new(cache)));
     let secret_index = Arc::new(SecretIndex::new());
+    let clients = Arc::new(KubeClients::new(client.clone(), kube_config));
     let handler = HelmHandler::new(HelmHandlerParts {
         engine: Arc::new(engine),
-        readiness: Arc::new(KubeReadiness::new(client.clone())),
-        drift: Arc::new(KubeDrift::new(client.clone())),
-        namespaces: Arc::new(KubeNamespaces::new(client.clone())),
+        readiness: Arc::new(KubeReadiness::new(clients.clone())),
+        drift: Arc::new(KubeDrift::new(clients.clone())),
+        namespaces: Arc::new(KubeNamespaces::new(clients)),
+        service_accounts: Arc::new(KubeServiceAccounts::new(client.clone())),
+        tenancy: args.tenancy(),
         secrets: Arc::new(KubeSecretStore::new(client.clone())),
         config_maps: Arc::new(KubeConfigMapStore::new(client.clone())),
         resolver: CredentialResolver::new(args.system_namespace.clone()),

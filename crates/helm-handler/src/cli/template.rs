@@ -6,8 +6,10 @@
 //! (`valuesFrom` read from the Secrets and ConfigMaps in the files, then `values`). Offline:
 //! no cluster is contacted (only the chart sources, unless the charts are cached by digest).
 //!
-//! Output: for each helm Component, in file order, a `# Source component: NS/NAME` line then
-//! helm's manifests (CRDs included). Failures go to stderr as
+//! Output: for each helm Component, in file order, a `# Source component: NS/NAME` line, a
+//! `# Runs as: IDENTITY` line (who the controller would install it as: the Component's
+//! `serviceAccountName`, else `--default-service-account`, else the controller's own
+//! identity; see [`crate::identity`]), then helm's manifests (CRDs included). Failures go to stderr as
 //! `NS/NAME error: CATEGORY: MESSAGE`; the other Components are still rendered.
 //!
 //! Exit codes: 0 all rendered, 1 at least one failed, 2 the files, the cache or helm could
@@ -27,6 +29,7 @@ use crate::config_maps::FileConfigMapStore;
 use crate::credentials::{CredentialResolver, FileSecretStore};
 use crate::error::{Error, category_label};
 use crate::helm::{HelmEngine, HelmEngineOptions, HelmError, Release, ReleaseEngine};
+use crate::identity::{Identity, ServiceAccountName, TenancyPolicy};
 
 #[derive(Debug, clap::Args)]
 pub struct TemplateArgs {
@@ -40,6 +43,10 @@ pub struct TemplateArgs {
         default_value = "helm"
     )]
     pub helm_binary: PathBuf,
+    /// As `run --default-service-account` (lockdown): the identity shown for Components
+    /// without `serviceAccountName`.
+    #[arg(long, value_name = "NAME")]
+    pub default_service_account: Option<ServiceAccountName>,
 }
 
 /// A rendering failure: from locating the chart, or from helm.
@@ -78,6 +85,8 @@ impl TemplateError {
 pub struct TemplateResult {
     /// `NS/NAME` of the Component.
     pub component: String,
+    /// Who the release would be installed as (known once the configuration parses).
+    pub identity: Option<Identity>,
     /// helm's manifests.
     pub result: Result<String, TemplateError>,
 }
@@ -87,6 +96,9 @@ impl TemplateResult {
     pub fn rendered(&self) -> Option<String> {
         let manifests = self.result.as_ref().ok()?;
         let mut out = format!("# Source component: {}\n", self.component);
+        if let Some(identity) = &self.identity {
+            out.push_str(&format!("# Runs as: {identity}\n"));
+        }
         out.push_str(manifests);
         if !out.ends_with('\n') {
             out.push('\n');
@@ -108,6 +120,7 @@ impl TemplateResult {
 
 /// Locates (exactly as `pull` does) and renders one helm Component.
 pub async fn template_component(
+    tenancy: &TenancyPolicy,
     sources: &SourceRegistry,
     resolver: &CredentialResolver,
     secrets: &FileSecretStore,
@@ -121,15 +134,22 @@ pub async fn template_component(
         Err(e) => {
             return TemplateResult {
                 component: key,
+                identity: None,
                 result: Err(TemplateError::Locate(e)),
             };
         }
     };
+    let identity = Some(
+        tenancy
+            .identity(config.service_account_name.as_ref(), namespace)
+            .identity,
+    );
     let values = match crate::values_from::resolve(secrets, config_maps, namespace, &config).await {
         Ok(v) => v,
         Err(e) => {
             return TemplateResult {
                 component: key,
+                identity: None,
                 result: Err(TemplateError::Locate(e)),
             };
         }
@@ -139,6 +159,7 @@ pub async fn template_component(
         Err(e) => {
             return TemplateResult {
                 component: key,
+                identity: None,
                 result: Err(TemplateError::Locate(e)),
             };
         }
@@ -150,6 +171,7 @@ pub async fn template_component(
         .map_err(TemplateError::Helm);
     TemplateResult {
         component: key,
+        identity,
         result,
     }
 }
@@ -179,6 +201,10 @@ pub fn main(args: TemplateArgs) -> ExitCode {
         return ExitCode::from(EXIT_UNUSABLE);
     }
     let sources = SourceRegistry::new(SourceContext::new(cache));
+    let tenancy = TenancyPolicy {
+        default_service_account: args.default_service_account.clone(),
+        no_cross_namespace_releases: false,
+    };
     let components: Vec<&Component> = manifests.helm_components().map(|(c, _)| c).collect();
     if components.is_empty() {
         eprintln!("no helm Components found in the files");
@@ -186,6 +212,7 @@ pub fn main(args: TemplateArgs) -> ExitCode {
     // Locate and render concurrently; print in file order.
     let results = runtime.block_on(futures::future::join_all(components.iter().map(|c| {
         template_component(
+            &tenancy,
             &sources,
             &resolver,
             &manifests.secrets,

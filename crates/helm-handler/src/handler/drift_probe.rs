@@ -1,31 +1,33 @@
 //! The production [`DriftProbe`]: for each object of the release manifest, a `GET` of the
 //! live object and a server-side apply dry run of the manifest's object (field manager
 //! `helm`, forced), compared field by field ([`crate::drift::drifted_fields`]); correction
-//! is the same apply without the dry run — it recreates a deleted object and sets drifted
+//! is the same apply without the dry run. All of it as the release's identity (tenancy). Correction — it recreates a deleted object and sets drifted
 //! fields back, and makes no helm revision.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use kube::Client;
 use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 
 use super::{DriftCheck, DriftProbe, Failure};
 use crate::drift::{DriftDetection, ObjectDrift, ObjectId};
 use crate::helm::Release;
+use crate::impersonation::KubeClients;
 use crate::readiness::{ApiResolver, FetchError, ObjectRef, manifest_objects};
 
 /// The field manager of the apply (helm's own).
 pub const FIELD_MANAGER: &str = "helm";
 
-/// Drift through the Kubernetes API.
+/// Drift through the Kubernetes API, read and corrected as the release's identity.
 #[derive(Clone)]
 pub struct KubeDrift {
-    client: Client,
+    clients: Arc<KubeClients>,
 }
 
 impl KubeDrift {
-    pub fn new(client: Client) -> Self {
-        Self { client }
+    pub fn new(clients: Arc<KubeClients>) -> Self {
+        Self { clients }
     }
 }
 
@@ -91,7 +93,7 @@ impl DriftProbe for KubeDrift {
     ) -> Result<DriftCheck, Failure> {
         let objects = manifest_objects(manifest, &release.namespace)
             .map_err(|e| failure(FetchError::Manifest(e)))?;
-        let mut resolver = ApiResolver::new(self.client.clone());
+        let mut resolver = ApiResolver::new(self.clients.client(&release.identity)?);
         let mut drifts = Vec::new();
         let mut requests = 0usize;
         let dry_run = PatchParams::apply(FIELD_MANAGER).force().dry_run();
@@ -148,7 +150,7 @@ impl DriftProbe for KubeDrift {
     ) -> Result<(), Failure> {
         let objects = manifest_objects(manifest, &release.namespace)
             .map_err(|e| failure(FetchError::Manifest(e)))?;
-        let mut resolver = ApiResolver::new(self.client.clone());
+        let mut resolver = ApiResolver::new(self.clients.client(&release.identity)?);
         let apply = PatchParams::apply(FIELD_MANAGER).force();
         for (r, doc) in &objects {
             let id = object_id(r);

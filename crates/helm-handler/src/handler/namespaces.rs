@@ -1,5 +1,6 @@
 //! Production implementations of the handler's cluster-facing traits over kube-rs:
-//! [`KubeNamespaces`] (namespace create / emptiness check / delete for `manageNamespace`).
+//! [`KubeNamespaces`] (namespace create / emptiness check / delete for `manageNamespace`;
+//! create and delete as the release's identity, the reads as the controller).
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Namespace;
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::{Failure, NamespaceContents, Namespaces};
 use crate::error::Error;
+use crate::identity::Identity;
+use crate::impersonation::KubeClients;
 
 /// Label put on namespaces the handler creates.
 pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "helm-handler");
@@ -25,7 +28,10 @@ const LIST_LIMIT: u32 = 50;
 /// Namespaces through the Kubernetes API.
 #[derive(Clone)]
 pub struct KubeNamespaces {
+    /// The controller's own client: reads (existence, emptiness).
     client: Client,
+    /// Creating and deleting act as the release's identity.
+    clients: Arc<KubeClients>,
     /// The namespaced, listable resource types, from the last discovery.
     kinds: Arc<tokio::sync::Mutex<Option<(Instant, Kinds)>>>,
 }
@@ -38,9 +44,10 @@ type Kinds = Arc<Vec<(ApiResource, String)>>;
 const DISCOVERY_TTL: Duration = Duration::from_secs(60);
 
 impl KubeNamespaces {
-    pub fn new(client: Client) -> Self {
+    pub fn new(clients: Arc<KubeClients>) -> Self {
         Self {
-            client,
+            client: clients.own(),
+            clients,
             kinds: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
@@ -154,8 +161,8 @@ impl Namespaces for KubeNamespaces {
             .map_err(|e| kube_failure(format!("get namespace {name}"), &e))
     }
 
-    async fn create(&self, name: &str) -> Result<(), Failure> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
+    async fn create(&self, identity: &Identity, name: &str) -> Result<(), Failure> {
+        let api: Api<Namespace> = Api::all(self.clients.client(identity)?);
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
@@ -227,8 +234,8 @@ impl Namespaces for KubeNamespaces {
         Ok(classify(&found))
     }
 
-    async fn delete(&self, name: &str) -> Result<(), Failure> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
+    async fn delete(&self, identity: &Identity, name: &str) -> Result<(), Failure> {
+        let api: Api<Namespace> = Api::all(self.clients.client(identity)?);
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),

@@ -73,6 +73,11 @@ pub struct HandlerStatus {
     /// delete it on uninstall (only when empty).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub namespace_created: bool,
+    /// The ServiceAccount (of the Component's namespace) the release was last deployed as;
+    /// absent: the controller's own identity. Removal acts as it when the configuration no
+    /// longer parses — never falling back to the controller's rights for a tenant's release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
 }
 
 impl HandlerStatus {
@@ -207,6 +212,7 @@ mod tests {
             last_deploy_time: None,
             verified: None,
             namespace_created: false,
+            service_account_name: None,
         };
         let v = s.to_value();
         assert_eq!(

@@ -81,6 +81,19 @@ pub enum HelmError {
         message: String,
     },
 
+    /// The Kubernetes API refused one action of helm's identity (RBAC "forbidden"): names
+    /// who, which verb on which resource, and where. Under tenancy the identity is the
+    /// Component's ServiceAccount, and this is the chart asking for more than it may do.
+    #[error(
+        "helm {operation}: forbidden: {forbidden}; grant it to {who} in RBAC, or remove what needs it from the chart or values ({message})",
+        who = forbidden.subject()
+    )]
+    Forbidden {
+        operation: &'static str,
+        forbidden: Box<Forbidden>,
+        message: String,
+    },
+
     /// A TLS certificate check failed while talking to the Kubernetes API.
     #[error("helm {operation}: TLS verification failed: {message}")]
     Tls {
@@ -176,7 +189,7 @@ impl HelmError {
             | HelmError::Conflict { .. }
             | HelmError::Stopped { .. } => ErrorCategory::Conflict,
             HelmError::Unreachable { .. } => ErrorCategory::Network,
-            HelmError::Unauthorized { .. } => ErrorCategory::Auth,
+            HelmError::Unauthorized { .. } | HelmError::Forbidden { .. } => ErrorCategory::Auth,
             HelmError::Tls { .. } => ErrorCategory::Tls,
             HelmError::Timeout { .. } | HelmError::HelmTimeout { .. } => ErrorCategory::Timeout,
             HelmError::OutputTooLarge { .. }
@@ -223,6 +236,22 @@ const RULES: &[(Diagnosis, &[&str])] = &[
         Diagnosis::OperationInProgress,
         &["another operation (install/upgrade/rollback) is in progress"],
     ),
+    // A 403 from the NamespaceLifecycle admission ("unable to create new content in
+    // namespace X because it is being terminated"): not a permission problem but a wait until
+    // the namespace is gone (then helm's --create-namespace or ours makes it again).
+    (Diagnosis::Conflict, &["because it is being terminated"]),
+    // Before "not found": helm 4's uninstall says "Release not loaded: NAME: query: …
+    // secrets is forbidden: …" when it may not read the release — which is not a release
+    // that is gone (read so, a tenant's uninstall would "succeed" and leave it behind).
+    (
+        Diagnosis::Unauthorized,
+        &[
+            "unauthorized",
+            "is forbidden",
+            "you must be logged in to the server",
+            "asked for the client to provide credentials",
+        ],
+    ),
     (
         Diagnosis::ReleaseNotFound,
         &["release: not found", "release not loaded"],
@@ -233,19 +262,6 @@ const RULES: &[(Diagnosis, &[&str])] = &[
             "x509:",
             "tls: failed to verify certificate",
             "certificate signed by unknown authority",
-        ],
-    ),
-    // A 403 from the NamespaceLifecycle admission ("unable to create new content in
-    // namespace X because it is being terminated"): not a permission problem but a wait until
-    // the namespace is gone (then helm's --create-namespace or ours makes it again).
-    (Diagnosis::Conflict, &["because it is being terminated"]),
-    (
-        Diagnosis::Unauthorized,
-        &[
-            "unauthorized",
-            "is forbidden",
-            "you must be logged in to the server",
-            "asked for the client to provide credentials",
         ],
     ),
     (
@@ -363,6 +379,142 @@ pub(crate) fn cap(s: &str, max: usize) -> String {
     format!("{}… (truncated)", &s[..end])
 }
 
+/// What the API server refused, read from its RBAC message (the text of
+/// `k8s.io/apiserver`'s `responsewriters.forbiddenMessage`, relayed by helm and kube-rs):
+///
+/// - `User "U" cannot VERB resource "RES[/SUB]" in API group "G" in the namespace "NS"`
+/// - `User "U" cannot VERB resource "RES" in API group "G" at the cluster scope`
+/// - `User "U" cannot VERB path "/PATH"`
+/// - RBAC's escalation check: `user "U" (groups=[…]) is attempting to grant RBAC permissions
+///   not currently held`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forbidden {
+    /// The Kubernetes user (`system:serviceaccount:NS:NAME` for a ServiceAccount).
+    pub user: String,
+    /// `create`, `get`, `list`, …; `escalate` for RBAC's escalation check.
+    pub verb: String,
+    /// What was refused.
+    pub target: ForbiddenTarget,
+}
+
+/// The object of a refused action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ForbiddenTarget {
+    /// A resource type (`clusterroles`, `pods/log`) of an API group (`""` for the core
+    /// group), in a namespace or (`None`) at the cluster scope.
+    Resource {
+        resource: String,
+        group: String,
+        namespace: Option<String>,
+    },
+    /// A non-resource URL (`/version`).
+    Path(String),
+    /// A Role or ClusterRole granting permissions the user does not hold itself.
+    Escalation,
+}
+
+impl Forbidden {
+    /// Reads the first RBAC refusal in `message`; `None` when there is none.
+    pub fn parse(message: &str) -> Option<Forbidden> {
+        parse_cannot(message).or_else(|| parse_escalation(message))
+    }
+
+    /// The ServiceAccount `(namespace, name)` when the user is one.
+    pub fn service_account(&self) -> Option<(&str, &str)> {
+        let rest = self.user.strip_prefix("system:serviceaccount:")?;
+        rest.split_once(':')
+    }
+
+    /// `ServiceAccount NS/NAME`, or `user "U"`.
+    pub fn subject(&self) -> String {
+        match self.service_account() {
+            Some((ns, name)) => format!("ServiceAccount {ns}/{name}"),
+            None => format!("user {:?}", self.user),
+        }
+    }
+}
+
+/// `ServiceAccount team-a/deployer cannot create clusterroles (API group
+/// "rbac.authorization.k8s.io") at the cluster scope`.
+impl std::fmt::Display for Forbidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = self.subject();
+        match &self.target {
+            ForbiddenTarget::Resource {
+                resource,
+                group,
+                namespace,
+            } => {
+                let group = if group.is_empty() {
+                    "the core API group".to_string()
+                } else {
+                    format!("API group {group:?}")
+                };
+                let scope = match namespace {
+                    Some(ns) => format!("in namespace {ns:?}"),
+                    None => "at the cluster scope".to_string(),
+                };
+                write!(f, "{who} cannot {} {resource} ({group}) {scope}", self.verb)
+            }
+            ForbiddenTarget::Path(path) => write!(f, "{who} cannot {} path {path}", self.verb),
+            ForbiddenTarget::Escalation => write!(
+                f,
+                "{who} cannot grant RBAC permissions it does not hold itself (a Role or ClusterRole of the chart)"
+            ),
+        }
+    }
+}
+
+/// The text between `"` and the next `"` at the start of `s` (Go's `%q` of a plain name),
+/// and the rest after it.
+fn quoted(s: &str) -> Option<(&str, &str)> {
+    let s = s.strip_prefix('"')?;
+    let end = s.find('"')?;
+    Some((&s[..end], &s[end + 1..]))
+}
+
+fn parse_cannot(message: &str) -> Option<Forbidden> {
+    let start = message.find("User \"")?;
+    let (user, rest) = quoted(&message[start + "User ".len()..])?;
+    let rest = rest.strip_prefix(" cannot ")?;
+    let (verb, rest) = rest.split_once(' ')?;
+    let target = if let Some(rest) = rest.strip_prefix("resource ") {
+        let (resource, rest) = quoted(rest)?;
+        let rest = rest.strip_prefix(" in API group ")?;
+        let (group, rest) = quoted(rest)?;
+        let namespace = match rest.strip_prefix(" in the namespace ") {
+            Some(ns) => Some(quoted(ns)?.0.to_string()),
+            None if rest.starts_with(" at the cluster scope") => None,
+            None => return None,
+        };
+        ForbiddenTarget::Resource {
+            resource: resource.to_string(),
+            group: group.to_string(),
+            namespace,
+        }
+    } else if let Some(rest) = rest.strip_prefix("path ") {
+        ForbiddenTarget::Path(quoted(rest)?.0.to_string())
+    } else {
+        return None;
+    };
+    Some(Forbidden {
+        user: user.to_string(),
+        verb: verb.to_string(),
+        target,
+    })
+}
+
+fn parse_escalation(message: &str) -> Option<Forbidden> {
+    let start = message.find("is forbidden: user \"")?;
+    let (user, rest) = quoted(&message[start + "is forbidden: user ".len()..])?;
+    rest.contains("is attempting to grant RBAC permissions not currently held")
+        .then(|| Forbidden {
+            user: user.to_string(),
+            verb: "escalate".to_string(),
+            target: ForbiddenTarget::Escalation,
+        })
+}
+
 /// Builds the error for a failed helm invocation from its stderr.
 pub fn classify(
     operation: &'static str,
@@ -380,7 +532,14 @@ pub fn classify(
         Diagnosis::OperationInProgress => HelmError::OperationInProgress { operation, message },
         Diagnosis::Render => HelmError::Render { operation, message },
         Diagnosis::Unreachable => HelmError::Unreachable { operation, message },
-        Diagnosis::Unauthorized => HelmError::Unauthorized { operation, message },
+        Diagnosis::Unauthorized => match Forbidden::parse(error_part(stderr)) {
+            Some(forbidden) => HelmError::Forbidden {
+                operation,
+                forbidden: Box::new(forbidden),
+                message,
+            },
+            None => HelmError::Unauthorized { operation, message },
+        },
         Diagnosis::Tls => HelmError::Tls { operation, message },
         Diagnosis::Conflict => HelmError::Conflict { operation, message },
         Diagnosis::Ownership => HelmError::Ownership { operation, message },
@@ -462,6 +621,108 @@ mod tests {
         ];
         for (stderr, want) in cases {
             assert_eq!(diagnose(stderr), want, "{stderr}");
+        }
+    }
+
+    #[test]
+    fn forbidden_messages_name_who_what_and_where() {
+        let sa = "system:serviceaccount:team-a:deployer";
+        let resource = |verb: &str, resource: &str, group: &str, ns: Option<&str>| Forbidden {
+            user: sa.into(),
+            verb: verb.into(),
+            target: ForbiddenTarget::Resource {
+                resource: resource.into(),
+                group: group.into(),
+                namespace: ns.map(str::to_string),
+            },
+        };
+        let cases = [
+            (
+                r#"Error: INSTALLATION FAILED: clusterroles.rbac.authorization.k8s.io "x" is forbidden: User "system:serviceaccount:team-a:deployer" cannot create resource "clusterroles" in API group "rbac.authorization.k8s.io" at the cluster scope"#,
+                Some(resource(
+                    "create",
+                    "clusterroles",
+                    "rbac.authorization.k8s.io",
+                    None,
+                )),
+                "ServiceAccount team-a/deployer cannot create clusterroles (API group \"rbac.authorization.k8s.io\") at the cluster scope",
+            ),
+            (
+                r#"Error: query: failed to query with labels: secrets is forbidden: User "system:serviceaccount:team-a:deployer" cannot list resource "secrets" in API group "" in the namespace "team-b""#,
+                Some(resource("list", "secrets", "", Some("team-b"))),
+                "ServiceAccount team-a/deployer cannot list secrets (the core API group) in namespace \"team-b\"",
+            ),
+            (
+                r#"pods "web-0" is forbidden: User "system:serviceaccount:team-a:deployer" cannot get resource "pods/log" in API group "" in the namespace "team-a": RBAC: role.rbac.authorization.k8s.io "gone" not found"#,
+                Some(resource("get", "pods/log", "", Some("team-a"))),
+                "ServiceAccount team-a/deployer cannot get pods/log (the core API group) in namespace \"team-a\"",
+            ),
+            (
+                r#"Error: Kubernetes cluster unreachable: forbidden: User "alice" cannot get path "/version""#,
+                Some(Forbidden {
+                    user: "alice".into(),
+                    verb: "get".into(),
+                    target: ForbiddenTarget::Path("/version".into()),
+                }),
+                "user \"alice\" cannot get path /version",
+            ),
+            (
+                r#"Error: roles.rbac.authorization.k8s.io "jobs-reader" is forbidden: user "system:serviceaccount:team-a:deployer" (groups=["system:serviceaccounts" "system:serviceaccounts:team-a" "system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+{APIGroups:["batch"], Resources:["jobs"], Verbs:["get"]}"#,
+                Some(Forbidden {
+                    user: sa.into(),
+                    verb: "escalate".into(),
+                    target: ForbiddenTarget::Escalation,
+                }),
+                "ServiceAccount team-a/deployer cannot grant RBAC permissions it does not hold itself (a Role or ClusterRole of the chart)",
+            ),
+            // Not RBAC refusals: nothing to name.
+            (
+                "Error: Kubernetes cluster unreachable: the server has asked for the client to provide credentials",
+                None,
+                "",
+            ),
+            (r#"User "x" cannot"#, None, ""),
+            (r#"User "x cannot create resource"#, None, ""),
+            (
+                r#"User "x" cannot create resource "a" in API group "b" somewhere"#,
+                None,
+                "",
+            ),
+        ];
+        for (message, want, text) in cases {
+            let got = Forbidden::parse(message);
+            assert_eq!(got, want, "{message}");
+            if let Some(f) = got {
+                assert_eq!(f.to_string(), text);
+            }
+        }
+    }
+
+    #[test]
+    fn forbidden_is_an_auth_failure_naming_the_service_account() {
+        let e = classify(
+            "upgrade",
+            "team-a",
+            "web",
+            "1".into(),
+            "Error: INSTALLATION FAILED: clusterroles.rbac.authorization.k8s.io \"x\" is forbidden: User \"system:serviceaccount:team-a:deployer\" cannot create resource \"clusterroles\" in API group \"rbac.authorization.k8s.io\" at the cluster scope\n",
+        );
+        assert!(matches!(e, HelmError::Forbidden { .. }), "{e:?}");
+        assert_eq!(e.category(), ErrorCategory::Auth);
+        let text = e.to_string();
+        for part in [
+            "ServiceAccount team-a/deployer",
+            "cannot create clusterroles",
+            "rbac.authorization.k8s.io",
+            "at the cluster scope",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        // Every byte of input is safe: no panic on cut or odd messages.
+        for cut in 0..120 {
+            let m = "secrets is forbidden: User \"system:serviceaccount:a:b\" cannot list resource \"secrets\" in API group \"\" in the namespace \"n\"";
+            let _ = Forbidden::parse(&m[..cut.min(m.len())]);
         }
     }
 

@@ -11,12 +11,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::errors::HelmError;
+use crate::identity::Identity;
 
-/// Identity of a release: name and namespace.
+/// A release (name and namespace), and who acts on it: every helm command and every read of
+/// its objects runs as [`Release::identity`] (tenancy: see [`crate::identity`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Release {
     pub name: String,
     pub namespace: String,
+    /// The controller's own identity unless set with [`Release::acting_as`].
+    #[serde(skip)]
+    pub identity: Identity,
 }
 
 impl Release {
@@ -24,7 +29,14 @@ impl Release {
         Release {
             name: name.into(),
             namespace: namespace.into(),
+            identity: Identity::Controller,
         }
+    }
+
+    /// The same release, acted on as `identity`.
+    pub fn acting_as(mut self, identity: Identity) -> Release {
+        self.identity = identity;
+        self
     }
 
     /// Rejects what helm would reject or misread: empty, longer than 53 characters (helm's

@@ -28,7 +28,7 @@ pub enum Observed {
 pub enum FetchError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("reading {object}: {source}")]
+    #[error("reading {object}: {}", describe(source))]
     Api {
         object: String,
         #[source]
@@ -46,6 +46,20 @@ impl FetchError {
             FetchError::Manifest(_) | FetchError::Decode { .. } => ErrorCategory::Internal,
             FetchError::Api { source, .. } => kube_error_category(source),
         }
+    }
+}
+
+/// A kube-rs error for a message: an RBAC refusal as who may not do what where (the
+/// release's ServiceAccount, under tenancy), anything else as kube-rs prints it.
+fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) if status.code == 403 => {
+            match crate::helm::Forbidden::parse(&status.message) {
+                Some(forbidden) => format!("forbidden: {forbidden}"),
+                None => format!("forbidden: {}", status.message),
+            }
+        }
+        other => other.to_string(),
     }
 }
 
@@ -175,4 +189,43 @@ pub async fn check_release(
     let refs = parse_manifest(manifest, release_namespace)?;
     let observed = fetch_objects(client, &refs).await?;
     Ok(assess_observed(&observed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn api(code: u16, message: &str) -> FetchError {
+        FetchError::Api {
+            object: "Service/team-a/web".into(),
+            source: Box::new(kube::Error::Api(Box::new(
+                Status::failure(message, "Forbidden").with_code(code),
+            ))),
+        }
+    }
+
+    #[test]
+    fn a_forbidden_read_names_who_may_not_do_what() {
+        let e = api(
+            403,
+            r#"services "web" is forbidden: User "system:serviceaccount:team-a:deployer" cannot get resource "services" in API group "" in the namespace "team-a""#,
+        );
+        assert_eq!(e.category(), ErrorCategory::Auth);
+        assert_eq!(
+            e.to_string(),
+            "reading Service/team-a/web: forbidden: ServiceAccount team-a/deployer cannot get services (the core API group) in namespace \"team-a\""
+        );
+        let e = api(403, "something else");
+        assert_eq!(
+            e.to_string(),
+            "reading Service/team-a/web: forbidden: something else"
+        );
+        let e = api(500, "boom");
+        assert!(
+            e.to_string()
+                .starts_with("reading Service/team-a/web: ApiError: boom"),
+            "{e}"
+        );
+    }
 }

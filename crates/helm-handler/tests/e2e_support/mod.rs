@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use componentkit::crd::{Component, Phase};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -359,4 +360,44 @@ pub async fn wait_gone(components: &Api<Component>, name: &str, timeout: Duratio
             .is_some_and(|c| c.is_none())
     })
     .await;
+}
+
+/// Waits until Deployment `name` is gone (or being deleted).
+pub async fn wait_deployment_gone(deployments: &Api<Deployment>, name: &str, timeout: Duration) {
+    wait(&format!("Deployment {name} gone"), timeout, || async {
+        deployments
+            .get_opt(name)
+            .await
+            .map(|d| d.is_none_or(|d| d.metadata.deletion_timestamp.is_some()))
+            .unwrap_or(false)
+    })
+    .await;
+}
+
+/// The stdout of a command that must have succeeded (else its stderr is the panic message).
+pub fn succeeded(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `kubectl auth can-i VERB RESOURCE --as USER` in `namespace`, or in all namespaces.
+pub fn can_i(
+    target: &Target,
+    user: &str,
+    verb: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> bool {
+    let mut cmd = target.kubectl();
+    cmd.args(["auth", "can-i", verb, resource, "--as", user]);
+    match namespace {
+        Some(ns) => cmd.args(["-n", ns]),
+        None => cmd.arg("--all-namespaces"),
+    };
+    let out = cmd.output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "yes"
 }

@@ -18,11 +18,12 @@ use helm_handler::credentials::{CredentialResolver, FileSecretStore, SecretData,
 use helm_handler::drift::{DriftDetection, ObjectDrift};
 use helm_handler::handler::{
     DriftCheck, DriftProbe, Failure, HelmHandler, HelmHandlerParts, NamespaceContents, Namespaces,
-    Readiness, ReadinessProbe, SecretIndex,
+    Readiness, ReadinessProbe, SecretIndex, ServiceAccounts,
 };
 use helm_handler::helm::{
     HelmError, Release, ReleaseEngine, ReleaseInfo, ReleaseStatus, UninstallOutcome, UpgradeOptions,
 };
+use helm_handler::identity::{Identity, TenancyPolicy};
 use helm_handler::metrics::Metrics;
 use serde_json::{Map, Value, json};
 
@@ -47,7 +48,16 @@ pub enum Call {
 struct EngineState {
     releases: BTreeMap<String, ReleaseInfo>,
     calls: Vec<Call>,
+    /// Who each call acted as (parallel to `calls`).
+    identities: Vec<Identity>,
     fail_next: Option<HelmError>,
+}
+
+impl EngineState {
+    fn record(&mut self, call: Call, release: &Release) {
+        self.calls.push(call);
+        self.identities.push(release.identity.clone());
+    }
 }
 
 /// Records every call and keeps releases in memory, like helm's storage would.
@@ -74,6 +84,11 @@ fn info(release: &Release, revision: u64, status: ReleaseStatus) -> ReleaseInfo 
 impl FakeEngine {
     pub fn calls(&self) -> Vec<Call> {
         self.state.lock().unwrap().calls.clone()
+    }
+
+    /// Who each call acted as, in call order.
+    pub fn identities(&self) -> Vec<Identity> {
+        self.state.lock().unwrap().identities.clone()
     }
 
     pub fn upgrades(&self) -> usize {
@@ -177,12 +192,15 @@ impl ReleaseEngine for FakeEngine {
         options: &UpgradeOptions,
     ) -> Result<ReleaseInfo, HelmError> {
         let mut s = self.state.lock().unwrap();
-        s.calls.push(Call::Upgrade {
-            release: release.to_string(),
-            chart: chart.display().to_string(),
-            values: Value::Object(values.clone()),
-            create_namespace: options.create_namespace,
-        });
+        s.record(
+            Call::Upgrade {
+                release: release.to_string(),
+                chart: chart.display().to_string(),
+                values: Value::Object(values.clone()),
+                create_namespace: options.create_namespace,
+            },
+            release,
+        );
         assert!(
             chart.is_file(),
             "the chart handed to helm exists: {}",
@@ -206,13 +224,13 @@ impl ReleaseEngine for FakeEngine {
 
     async fn status(&self, release: &Release) -> Result<Option<ReleaseInfo>, HelmError> {
         let mut s = self.state.lock().unwrap();
-        s.calls.push(Call::Status(release.to_string()));
+        s.record(Call::Status(release.to_string()), release);
         Ok(s.releases.get(&release.to_string()).cloned())
     }
 
     async fn get_manifest(&self, release: &Release) -> Result<String, HelmError> {
         let mut s = self.state.lock().unwrap();
-        s.calls.push(Call::Manifest(release.to_string()));
+        s.record(Call::Manifest(release.to_string()), release);
         if !s.releases.contains_key(&release.to_string()) {
             return Err(HelmError::ReleaseNotFound {
                 namespace: release.namespace.clone(),
@@ -227,7 +245,7 @@ impl ReleaseEngine for FakeEngine {
 
     async fn uninstall(&self, release: &Release) -> Result<UninstallOutcome, HelmError> {
         let mut s = self.state.lock().unwrap();
-        s.calls.push(Call::Uninstall(release.to_string()));
+        s.record(Call::Uninstall(release.to_string()), release);
         Ok(match s.releases.remove(&release.to_string()) {
             Some(_) => UninstallOutcome::Uninstalled,
             None => UninstallOutcome::AlreadyGone,
@@ -236,7 +254,7 @@ impl ReleaseEngine for FakeEngine {
 
     async fn rollback(&self, release: &Release, _revision: Option<u64>) -> Result<(), HelmError> {
         let mut s = self.state.lock().unwrap();
-        s.calls.push(Call::Rollback(release.to_string()));
+        s.record(Call::Rollback(release.to_string()), release);
         match s.releases.get_mut(&release.to_string()) {
             Some(r) => {
                 r.revision += 1;
@@ -286,7 +304,7 @@ impl FakeReadiness {
 
 #[async_trait]
 impl ReadinessProbe for FakeReadiness {
-    async fn assess(&self, _namespace: &str, manifest: &str) -> Result<Readiness, Failure> {
+    async fn assess(&self, _release: &Release, manifest: &str) -> Result<Readiness, Failure> {
         assert!(manifest.contains("kind:"), "a manifest is assessed");
         Ok(self.verdict.lock().unwrap().clone())
     }
@@ -381,7 +399,7 @@ impl Namespaces for FakeNamespaces {
         Ok(self.exists_now(name))
     }
 
-    async fn create(&self, name: &str) -> Result<(), Failure> {
+    async fn create(&self, _identity: &Identity, name: &str) -> Result<(), Failure> {
         self.add(name);
         Ok(())
     }
@@ -399,9 +417,42 @@ impl Namespaces for FakeNamespaces {
             .unwrap_or(NamespaceContents::Empty))
     }
 
-    async fn delete(&self, name: &str) -> Result<(), Failure> {
+    async fn delete(&self, _identity: &Identity, name: &str) -> Result<(), Failure> {
         self.existing.lock().unwrap().remove(name);
         Ok(())
+    }
+}
+
+/// ServiceAccounts in memory (`namespace/name`); tests add and remove them.
+#[derive(Default)]
+pub struct FakeServiceAccounts {
+    existing: Mutex<BTreeSet<String>>,
+}
+
+impl FakeServiceAccounts {
+    pub fn add(&self, namespace: &str, name: &str) {
+        self.existing
+            .lock()
+            .unwrap()
+            .insert(format!("{namespace}/{name}"));
+    }
+
+    pub fn remove(&self, namespace: &str, name: &str) {
+        self.existing
+            .lock()
+            .unwrap()
+            .remove(&format!("{namespace}/{name}"));
+    }
+}
+
+#[async_trait]
+impl ServiceAccounts for FakeServiceAccounts {
+    async fn exists(&self, namespace: &str, name: &str) -> Result<bool, Failure> {
+        Ok(self
+            .existing
+            .lock()
+            .unwrap()
+            .contains(&format!("{namespace}/{name}")))
     }
 }
 
@@ -480,6 +531,7 @@ pub struct Harness {
     pub readiness: Arc<FakeReadiness>,
     pub drift: Arc<FakeDrift>,
     pub namespaces: Arc<FakeNamespaces>,
+    pub service_accounts: Arc<FakeServiceAccounts>,
     pub metrics: Arc<Metrics>,
     pub secret_index: Arc<SecretIndex>,
     pub config_maps: Arc<MutableConfigMaps>,
@@ -509,11 +561,21 @@ impl Harness {
     }
 
     pub fn with_store(store: Arc<dyn SecretStore>) -> Self {
+        Self::with_store_and_tenancy(store, TenancyPolicy::default())
+    }
+
+    /// A harness whose handler runs with `run`'s tenancy flags.
+    pub fn with_tenancy(tenancy: TenancyPolicy) -> Self {
+        Self::with_store_and_tenancy(Arc::new(FileSecretStore::new()), tenancy)
+    }
+
+    pub fn with_store_and_tenancy(store: Arc<dyn SecretStore>, tenancy: TenancyPolicy) -> Self {
         let cache_dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(FakeEngine::default());
         let readiness = Arc::new(FakeReadiness::default());
         let drift = Arc::new(FakeDrift::default());
         let namespaces = Arc::new(FakeNamespaces::default());
+        let service_accounts = Arc::new(FakeServiceAccounts::default());
         let metrics = Arc::new(Metrics::new());
         let secret_index = Arc::new(SecretIndex::new());
         let config_maps = Arc::new(MutableConfigMaps::default());
@@ -524,6 +586,8 @@ impl Harness {
             readiness: readiness.clone(),
             drift: drift.clone(),
             namespaces: namespaces.clone(),
+            service_accounts: service_accounts.clone(),
+            tenancy,
             secrets: store,
             config_maps: config_maps.clone(),
             resolver: CredentialResolver::new(SYSTEM_NAMESPACE),
@@ -537,6 +601,7 @@ impl Harness {
             readiness,
             drift,
             namespaces,
+            service_accounts,
             metrics,
             secret_index,
             config_maps,
