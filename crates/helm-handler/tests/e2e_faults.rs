@@ -18,7 +18,14 @@
 //!   killed controller; the next leader rolls back the pending upgrade once it is stale and
 //!   deploys the next generation;
 //! - `a_component_deleted_during_its_install_is_removed`: the uninstall waits for the
-//!   running helm (bounded by `--helm-timeout`), then the release and the Component go.
+//!   running helm (bounded by `--helm-timeout`), then the release and the Component go;
+//! - `etcd_stopped_for_30_s_loses_nothing`: etcd frozen 30 s right after a new generation;
+//!   the controller stays alive and deploys it once etcd is back;
+//! - `an_apiserver_restart_mid_reconcile_loses_nothing`: kube-apiserver killed and started
+//!   again right after a new generation; the controller re-lists and deploys it;
+//! - `a_registry_stopped_during_a_pull_leaves_no_partial_entry`: the registry frozen, then
+//!   killed under a pull: a network failure retried, no partial cache entry, Ready once it
+//!   is back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -786,4 +793,208 @@ async fn a_component_deleted_during_its_install_is_removed() {
         "the release is uninstalled"
     );
     delete_namespace(client, ns).await;
+}
+
+/// A controller (`--helm-timeout=30s`) that has deployed Component `name` (the chart of the
+/// same name) and has just been given its generation 2 (two replicas).
+async fn ready_then_new_generation(env: &Env, name: &str) -> Controller {
+    let ns = &env.ns;
+    let controller = Controller::start_with(
+        &env.controller_kc,
+        ns,
+        env.dir.path(),
+        "controller",
+        &["--helm-timeout=30s"],
+    );
+    let config = |replicas: u32| {
+        let mut c = oci_config(&env.registry, name, ns, &format!("charts/{name}"));
+        c["values"] = e2e_support::merge(image_values(), json!({"replicaCount": replicas}));
+        c
+    };
+    let c = componentkit::memory::component(ns, name, "helm", config(1));
+    env.components
+        .create(&PostParams::default(), &c)
+        .await
+        .unwrap();
+    wait_ready(&env.components, name, Duration::from_secs(180)).await;
+    env.components
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"config": config(2)}})),
+        )
+        .await
+        .unwrap();
+    controller
+}
+
+/// etcd stopped for 30 s in the middle of an upgrade: the API server answers nothing useful,
+/// helm and the controller's calls fail or hang; nothing is lost — the controller stays
+/// alive, and once etcd is back the Component reaches the new generation, deployed.
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_stopped_for_30_s_loses_nothing() {
+    let Some(env) = Env::start(
+        "hh-e2e-etcd",
+        RegistryMode::Anonymous,
+        ("outage", "0.1.0"),
+        "charts",
+    )
+    .await
+    else {
+        return;
+    };
+    let Some(cluster) = env.target.local() else {
+        panic!("this test stops the local control plane's etcd: unset HELM_HANDLER_E2E_KUBECONFIG");
+    };
+    let (client, ns, components) = (&env.client, &env.ns, &env.components);
+    let controller = ready_then_new_generation(&env, "outage").await;
+    cluster.signal("etcd", "STOP").unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    // Alive through the outage.
+    assert_eq!(
+        controller.get("/healthz").await.map(|(code, _)| code),
+        Some(200)
+    );
+    cluster.signal("etcd", "CONT").unwrap();
+    let back = Instant::now();
+    wait("generation 2 Ready", Duration::from_secs(240), || async {
+        ready_at_generation(components, "outage", 2).await
+    })
+    .await;
+    eprintln!("etcd back → generation 2 Ready: {:?}", back.elapsed());
+    assert_eq!(release_status(&env, "outage").as_deref(), Some("deployed"));
+    drop(controller);
+    delete_namespace(client, ns).await;
+}
+
+/// kube-apiserver killed and started again right after a new generation: every connection
+/// and watch of the controller (and of a running helm) breaks; the controller re-lists,
+/// stays ready and deploys the generation.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apiserver_restart_mid_reconcile_loses_nothing() {
+    let Some(env) = Env::start(
+        "hh-e2e-apirestart",
+        RegistryMode::Anonymous,
+        ("restart", "0.1.0"),
+        "charts",
+    )
+    .await
+    else {
+        return;
+    };
+    let Some(cluster) = env.target.local() else {
+        panic!(
+            "this test restarts the local control plane's kube-apiserver: unset HELM_HANDLER_E2E_KUBECONFIG"
+        );
+    };
+    let (client, ns, components) = (&env.client, &env.ns, &env.components);
+    let controller = ready_then_new_generation(&env, "restart").await;
+    let restarted = Instant::now();
+    let down = tokio::task::block_in_place(|| cluster.restart_apiserver()).unwrap();
+    eprintln!("kube-apiserver down and back in {down:?}");
+    wait("generation 2 Ready", Duration::from_secs(240), || async {
+        ready_at_generation(components, "restart", 2).await
+    })
+    .await;
+    eprintln!(
+        "kube-apiserver restart → generation 2 Ready: {:?}",
+        restarted.elapsed()
+    );
+    assert_eq!(release_status(&env, "restart").as_deref(), Some("deployed"));
+    wait(
+        "the controller is ready again",
+        Duration::from_secs(60),
+        || async {
+            controller
+                .get("/readyz")
+                .await
+                .is_some_and(|(code, _)| code == 200)
+        },
+    )
+    .await;
+    drop(controller);
+    delete_namespace(client, ns).await;
+}
+
+/// Files of the chart cache that are not directories.
+fn cache_files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The registry frozen while the controller pulls, then killed (connections reset mid-pull):
+/// the Component waits (network, retried), the cache holds no partial entry; once the
+/// registry is back on its address, the Component is Ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_stopped_during_a_pull_leaves_no_partial_entry() {
+    let Some(mut env) = Env::start(
+        "hh-e2e-regstop",
+        RegistryMode::Anonymous,
+        ("pulled", "0.1.0"),
+        "charts",
+    )
+    .await
+    else {
+        return;
+    };
+    let ns = env.ns.clone();
+    let _controller = Controller::start(&env.controller_kc, &ns, env.dir.path());
+    let cache = env.dir.path().join("controller-cache");
+    env.registry.signal("STOP").unwrap();
+    let c = componentkit::memory::component(
+        &ns,
+        "pulled",
+        "helm",
+        oci_config(&env.registry, "pulled", &ns, "charts/pulled"),
+    );
+    env.components
+        .create(&PostParams::default(), &c)
+        .await
+        .unwrap();
+    // The controller is waiting on the frozen registry; kill it under the pull.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    env.registry.stop();
+    let components = env.components.clone();
+    wait(
+        "a network failure, retried",
+        Duration::from_secs(120),
+        || async {
+            components.get("pulled").await.ok().is_some_and(|c| {
+                let phase = c.phase();
+                let message = c.status.and_then(|s| s.message).unwrap_or_default();
+                message.contains("network") && phase != Phase::Ready
+            })
+        },
+    )
+    .await;
+    let files = cache_files(&cache);
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.ends_with(".tgz") || f.contains(".tmp-")),
+        "partial or unverified cache entries after a failed pull: {files:?}"
+    );
+
+    let back = Instant::now();
+    tokio::task::block_in_place(|| env.registry.restart()).unwrap();
+    wait_ready(&components, "pulled", Duration::from_secs(240)).await;
+    eprintln!("registry back → Ready: {:?}", back.elapsed());
+    let files = cache_files(&cache);
+    assert_eq!(
+        files.iter().filter(|f| f.ends_with(".tgz")).count(),
+        1,
+        "{files:?}"
+    );
+    delete_namespace(&env.client, &ns).await;
 }

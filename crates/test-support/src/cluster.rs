@@ -87,6 +87,10 @@ pub fn kubectl_bin() -> PathBuf {
 pub struct Cluster {
     // Declared first: killed before the directory goes.
     processes: Vec<ServerProcess>,
+    /// kube-apiservers started by [`Cluster::restart_apiserver`] (the first one is killed).
+    restarted: std::sync::Mutex<Vec<ServerProcess>>,
+    /// How the kube-apiserver was started, to start it again.
+    apiserver_args: Vec<std::ffi::OsString>,
     guardian: Option<Child>,
     server: String,
     kubeconfig: PathBuf,
@@ -241,6 +245,8 @@ impl Cluster {
             .arg("--audit-log-path")
             .arg(d.join("audit.log"))
             .arg("--audit-log-format=json");
+        let apiserver_args: Vec<std::ffi::OsString> =
+            cmd.get_args().map(|a| a.to_os_string()).collect();
         let api = spawn(
             &mut cluster_processes,
             &pids,
@@ -250,15 +256,7 @@ impl Cluster {
         )?;
         let kubectl = bin.join("kubectl");
         if let Err(e) = api.wait_ready_within(START_TIMEOUT, |_| {
-            let ok = Command::new(&kubectl)
-                .arg("--kubeconfig")
-                .arg(&kubeconfig)
-                .args(["get", "--raw", "/readyz", "--request-timeout=2s"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok { Probe::Ready } else { Probe::NotYet }
+            apiserver_ready(Command::new(&kubectl).arg("--kubeconfig").arg(&kubeconfig))
         }) {
             return port_or_fail(e);
         }
@@ -319,6 +317,8 @@ impl Cluster {
 
         let mut cluster = Cluster {
             processes: cluster_processes,
+            restarted: std::sync::Mutex::new(Vec::new()),
+            apiserver_args,
             guardian: Some(guardian),
             server,
             kubeconfig,
@@ -478,6 +478,64 @@ impl Cluster {
             .collect()
     }
 
+    /// Kills the kube-apiserver (SIGKILL: connections drop, watches break) and starts it
+    /// again with the same flags on the same port; returns once it answers `/readyz`.
+    pub fn restart_apiserver(&self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let mut restarted = self.restarted.lock().unwrap_or_else(|p| p.into_inner());
+        match restarted.last_mut() {
+            Some(p) => p.kill(),
+            None => self.signal("kube-apiserver", "KILL")?,
+        }
+        let n = restarted.len() + 1;
+        let mut cmd = Command::new(k8s_bin_dir().join("kube-apiserver"));
+        cmd.args(&self.apiserver_args);
+        let log = self.dir.path().join(format!("kube-apiserver-{n}.log"));
+        let mut process = None;
+        // The port may take a moment to be free again after the kill.
+        for _ in 0..20 {
+            let mut p =
+                ServerProcess::spawn("kube-apiserver", crate::process::copy_command(&cmd), &log)?;
+            let ready =
+                p.wait_ready_within(START_TIMEOUT, |_| apiserver_ready(&mut self.kubectl()));
+            match ready {
+                Ok(()) => {
+                    process = Some(p);
+                    break;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+        let process = process.context("kube-apiserver did not come back")?;
+        if let Some(pid) = process.pid() {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(self.dir.path().join("pids"))
+                .context("pids file")?;
+            writeln!(f, "{pid}").context("pids file")?;
+        }
+        restarted.push(process);
+        Ok(started.elapsed())
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to a component (`etcd`, `kube-apiserver`, …): a
+    /// stopped etcd is an outage the API server cannot hide.
+    pub fn signal(&self, component: &str, signal: &str) -> anyhow::Result<()> {
+        let pid = self
+            .processes
+            .iter()
+            .find(|p| p.name() == component)
+            .and_then(|p| p.pid())
+            .with_context(|| format!("no running {component}"))?;
+        run(
+            Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(pid.to_string()),
+            &format!("kill -{signal} {component}"),
+        )
+        .map(drop)
+    }
+
     /// A component's log (`etcd`, `kube-apiserver`, `kube-controller-manager`, …).
     pub fn log(&self, component: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{component}.log")))
@@ -488,6 +546,14 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         // kwok, scheduler and controllers first, etcd last.
+        for mut p in self
+            .restarted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            p.kill();
+        }
         while let Some(mut p) = self.processes.pop() {
             p.kill();
         }
@@ -625,6 +691,17 @@ fn port_or_fail(e: StartFailure) -> anyhow::Result<Result<Cluster, anyhow::Error
         StartFailure::PortTaken(e) => Ok(Err(e)),
         StartFailure::Other(e) => Err(e),
     }
+}
+
+/// Whether the API server answers `/readyz`, asked with `kubectl` (aimed at it).
+fn apiserver_ready(kubectl: &mut Command) -> Probe {
+    let ok = kubectl
+        .args(["get", "--raw", "/readyz", "--request-timeout=2s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok { Probe::Ready } else { Probe::NotYet }
 }
 
 /// Audit policy of the local control plane: writes at Metadata level, nothing else (reads

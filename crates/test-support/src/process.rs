@@ -32,6 +32,17 @@ pub(crate) enum StartFailure {
 }
 
 /// A running server process; killed (and reaped) on drop or [`ServerProcess::kill`].
+/// A copy of `cmd`'s program, arguments and directory (a `Command` cannot be cloned): to
+/// start a server again as it was started.
+pub(crate) fn copy_command(cmd: &Command) -> Command {
+    let mut copy = Command::new(cmd.get_program());
+    copy.args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        copy.current_dir(dir);
+    }
+    copy
+}
+
 pub(crate) struct ServerProcess {
     name: String,
     child: Option<Child>,
@@ -60,6 +71,10 @@ impl ServerProcess {
     }
 
     /// The process id while running.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tempfile::TempDir;
@@ -215,6 +216,52 @@ impl Registry {
     /// Kills the registry now; later connections fail. The object (and logs) stay.
     pub fn stop(&mut self) {
         self.process.kill();
+    }
+
+    /// Freezes (`STOP`) or thaws (`CONT`) the registry process: requests hang.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.process.pid().context("the registry is not running")?;
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .context("kill")?
+            .success();
+        anyhow::ensure!(ok, "kill -{signal} registry");
+        Ok(())
+    }
+
+    /// Starts the registry again (after [`Registry::stop`]) on the same port, with the same
+    /// storage and configuration, and waits until `/v2/` answers.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill();
+        let root = self.dir.path();
+        let port = self.port;
+        let log = root.join(format!("registry-{port}-restarted.log"));
+        let mut cmd = Command::new(REGISTRY_BIN);
+        cmd.arg("serve")
+            .arg(root.join("config.yml"))
+            .current_dir(root);
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        for _ in 0..20 {
+            let mut process =
+                ServerProcess::spawn("docker-registry", crate::process::copy_command(&cmd), &log)?;
+            let ready = process.wait_ready(|_pid| {
+                if matches!(http_status(addr, "/v2/"), Ok(200 | 401))
+                    || (self.mode.tls() && can_connect(addr))
+                {
+                    Probe::Ready
+                } else {
+                    Probe::NotYet
+                }
+            });
+            if ready.is_ok() {
+                self.process = process;
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        anyhow::bail!("the registry did not start again on port {port}")
     }
 
     /// The requests served so far, in order, from the access log.
