@@ -15,8 +15,7 @@
 //! - `a_skewed_holder_clock_does_not_make_two_leaders`: a Lease whose holder keeps renewing
 //!   with a `renewTime` an hour behind is not taken; once the renewals stop it is;
 //! - `sigkill_during_an_upgrade_is_recovered_by_the_next_leader`: helm does not outlive its
-//!   killed controller; the next leader rolls back the pending upgrade once it is stale and
-//!   deploys the next generation;
+//!   killed controller; the next leader deploys the next generation;
 //! - `a_component_deleted_during_its_install_is_removed`: the uninstall waits for the
 //!   running helm (bounded by `--helm-timeout`), then the release and the Component go;
 //! - `etcd_stopped_for_30_s_loses_nothing`: etcd frozen 30 s right after a new generation;
@@ -691,10 +690,10 @@ async fn a_skewed_holder_clock_does_not_make_two_leaders() {
 }
 
 /// SIGKILL during an upgrade: no shutdown path runs. helm gets SIGTERM from the kernel (the
-/// parent-death signal) and leaves the release `pending-upgrade`; the standby takes the
-/// Lease once it expires and, once the pending operation is older than any helm of ours can
-/// run (`--helm-timeout` + 1 min; 20 s + 1 min here), rolls it back and deploys the next
-/// generation.
+/// parent-death signal) instead of upgrading on without its controller, and records the
+/// cancelled upgrade (helm 4 marks an upgrade failed; a release it left pending would be
+/// rolled back once older than `--helm-timeout` + 1 min); the standby takes the Lease once
+/// it expires and deploys the next generation.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_an_upgrade_is_recovered_by_the_next_leader() {
     let Some(env) = env_with_blocking_chart("hh-e2e-kill", "killed").await else {
