@@ -17,7 +17,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::api::{ApiError, ComponentApi, ComponentEvent};
 use crate::clock::{Clock, SystemClock};
 use crate::crd::{Component, ComponentSpec};
-use crate::mergepatch;
 
 type Key = (String, String);
 
@@ -304,7 +303,7 @@ impl ComponentApi for InMemoryApi {
             status = serde_json::json!({});
         }
         if let Some(p) = patch.get("status") {
-            mergepatch::apply(&mut status, p);
+            json_patch::merge(&mut status, p);
         }
         let status = serde_json::from_value(status)
             .map_err(|e| ApiError::Rejected(format!("status: {e}")))?;

@@ -1,30 +1,11 @@
-//! JSON merge patch (RFC 7386): computing the patch between two documents, and applying one.
+//! JSON merge patch (RFC 7386): computing the patch between two documents. Applying one is
+//! `json_patch::merge` (the crate kube itself uses); no crate computes the difference.
 //!
 //! The engine writes status as the merge-patch *difference* between the status it read and
 //! the status it wants, so fields it does not touch (notably `handlerStatus`) are never sent,
 //! and never lost.
 
 use serde_json::{Map, Value};
-
-/// Applies `patch` to `target` (RFC 7386).
-pub fn apply(target: &mut Value, patch: &Value) {
-    let Value::Object(patch_map) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    if let Value::Object(target_map) = target {
-        for (k, v) in patch_map {
-            if v.is_null() {
-                target_map.remove(k);
-            } else {
-                apply(target_map.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-    }
-}
 
 /// The merge patch that turns `old` into `new`, or `None` when they are equal.
 /// Keys absent (or `null`) in `new` but present in `old` become `null` (removal).
@@ -87,7 +68,7 @@ mod tests {
         for (old, new) in cases {
             let mut doc = old.clone();
             if let Some(p) = diff(&old, &new) {
-                apply(&mut doc, &p);
+                json_patch::merge(&mut doc, &p);
             }
             assert_eq!(doc, new, "old={old} new={new}");
         }
