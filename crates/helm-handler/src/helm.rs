@@ -506,6 +506,43 @@ impl HelmEngine {
         args
     }
 
+    /// `helm uninstall NAME` (no `--wait`), helm bounded by `timeout`.
+    fn uninstall_args(&self, release: &Release, timeout: Duration) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "uninstall".into(),
+            release.name.clone().into(),
+            "--namespace".into(),
+            release.namespace.clone().into(),
+            "--timeout".into(),
+            Self::helm_timeout_arg(timeout),
+        ];
+        self.cluster_args(release, &mut args);
+        args
+    }
+
+    /// `helm rollback NAME [REVISION]` (no `--wait`), helm bounded by `timeout`.
+    fn rollback_args(
+        &self,
+        release: &Release,
+        revision: Option<u64>,
+        timeout: Duration,
+    ) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["rollback".into(), release.name.clone().into()];
+        if let Some(revision) = revision {
+            args.push(revision.to_string().into());
+        }
+        args.extend([
+            "--namespace".into(),
+            release.namespace.clone().into(),
+            "--history-max".into(),
+            self.options.history_max.to_string().into(),
+            "--timeout".into(),
+            Self::helm_timeout_arg(timeout),
+        ]);
+        self.cluster_args(release, &mut args);
+        args
+    }
+
     /// After shutdown stopped an install or upgrade (the release lock still held, so nothing
     /// else of ours runs on it): helm 4 leaves a cancelled operation `pending-*`, which
     /// would block the next leader for the stale-pending delay. This replica still leads, so
@@ -527,29 +564,12 @@ impl HelmEngine {
                 return;
             }
         };
-        let mut args: Vec<OsString> =
+        let (operation, args) =
             if info.status == ReleaseStatus::PendingInstall && info.revision <= 1 {
-                vec!["uninstall".into(), release.name.clone().into()]
+                ("uninstall", self.uninstall_args(release, BOUND))
             } else {
-                vec![
-                    "rollback".into(),
-                    release.name.clone().into(),
-                    "--history-max".into(),
-                    self.options.history_max.to_string().into(),
-                ]
+                ("rollback", self.rollback_args(release, None, BOUND))
             };
-        let operation = if args[0] == "uninstall" {
-            "uninstall"
-        } else {
-            "rollback"
-        };
-        args.extend([
-            "--namespace".into(),
-            release.namespace.clone().into(),
-            "--timeout".into(),
-            Self::helm_timeout_arg(BOUND),
-        ]);
-        self.cluster_args(release, &mut args);
         match self
             .run_helm(operation, release, args, Some(BOUND), Some(&fenced))
             .await
@@ -632,15 +652,7 @@ impl ReleaseEngine for HelmEngine {
     async fn uninstall(&self, release: &Release) -> Result<UninstallOutcome, HelmError> {
         release.validate()?;
         let _guard = self.locks.lock(release).await;
-        let mut args: Vec<OsString> = vec![
-            "uninstall".into(),
-            release.name.clone().into(),
-            "--namespace".into(),
-            release.namespace.clone().into(),
-            "--timeout".into(),
-            Self::helm_timeout_arg(self.options.timeout),
-        ];
-        self.cluster_args(release, &mut args);
+        let args = self.uninstall_args(release, self.options.timeout);
         match self.run_checked("uninstall", release, args, None).await {
             Ok(_) => Ok(UninstallOutcome::Uninstalled),
             Err(e) if e.is_release_not_found() => Ok(UninstallOutcome::AlreadyGone),
@@ -652,19 +664,7 @@ impl ReleaseEngine for HelmEngine {
     async fn rollback(&self, release: &Release, revision: Option<u64>) -> Result<(), HelmError> {
         release.validate()?;
         let _guard = self.locks.lock(release).await;
-        let mut args: Vec<OsString> = vec!["rollback".into(), release.name.clone().into()];
-        if let Some(revision) = revision {
-            args.push(revision.to_string().into());
-        }
-        args.extend([
-            "--namespace".into(),
-            release.namespace.clone().into(),
-            "--history-max".into(),
-            self.options.history_max.to_string().into(),
-            "--timeout".into(),
-            Self::helm_timeout_arg(self.options.timeout),
-        ]);
-        self.cluster_args(release, &mut args);
+        let args = self.rollback_args(release, revision, self.options.timeout);
         self.run_checked("rollback", release, args, None)
             .await
             .map(|_| ())
