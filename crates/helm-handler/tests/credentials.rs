@@ -788,10 +788,12 @@ async fn password_never_appears_in_errors_logs_or_debug_output() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests of this binary hit the same callsites on threads without a subscriber,
-    // and tracing may have cached them as never interesting (seen flaking in CI).
-    tracing::callsite::rebuild_interest_cache();
+    // Global, not scoped: other tests of this binary hit the same callsites on their own
+    // threads, and a scoped subscriber raced them for the callsites' cached interest (the
+    // debug line was lost twice in CI even with the cache rebuilt). A global subscriber
+    // also checks every other test's logs for the password; this is the only test of the
+    // binary that installs one.
+    tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
 
     let b64 = base64::engine::general_purpose::STANDARD.encode(format!("u:{PASSWORD}"));
     let secrets: Secrets = vec![
