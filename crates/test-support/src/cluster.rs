@@ -84,6 +84,20 @@ pub fn kubectl_bin() -> PathBuf {
 }
 
 /// A running control plane; stopped and removed on drop.
+/// How a [`Cluster`] is started.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    /// kube-apiserver's audit log (`--audit-policy-file`, `--audit-log-path`, JSON lines).
+    pub audit: Option<AuditLog>,
+}
+
+/// An audit policy file and where the apiserver writes the events it selects.
+#[derive(Clone, Debug)]
+pub struct AuditLog {
+    pub policy: PathBuf,
+    pub log: PathBuf,
+}
+
 pub struct Cluster {
     // Declared first: killed before the directory goes.
     processes: Vec<ServerProcess>,
@@ -116,9 +130,14 @@ impl Cluster {
 
     /// Starts a control plane of its own (for tests that stop or restart parts of it).
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(&ClusterOptions::default())
+    }
+
+    /// [`Cluster::start`] with options (an audit log for `scripts/bench scale`).
+    pub fn start_with(options: &ClusterOptions) -> anyhow::Result<Self> {
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_start()? {
+            match Self::try_start(options)? {
                 Ok(cluster) => return Ok(cluster),
                 Err(port_taken) => last = Some(port_taken),
             }
@@ -128,7 +147,7 @@ impl Cluster {
             .context("control plane: a port was taken three times"))
     }
 
-    fn try_start() -> anyhow::Result<Result<Self, anyhow::Error>> {
+    fn try_start(options: &ClusterOptions) -> anyhow::Result<Result<Self, anyhow::Error>> {
         if let Some(reason) = unavailable_reason() {
             bail!(reason);
         }
@@ -235,6 +254,13 @@ impl Cluster {
             .arg("--cert-dir")
             .arg(d.join("apiserver-certs"))
             .arg("--profiling=false");
+        if let Some(audit) = &options.audit {
+            cmd.arg("--audit-policy-file")
+                .arg(&audit.policy)
+                .arg("--audit-log-path")
+                .arg(&audit.log)
+                .args(["--audit-log-format=json", "--audit-log-maxsize=0"]);
+        }
         let api = spawn(
             &mut cluster_processes,
             &pids,
