@@ -68,6 +68,7 @@ fn info(release: &Release, revision: u64, status: ReleaseStatus) -> ReleaseInfo 
         chart: None,
         notes: None,
         manifest: String::new(),
+        apply_method: None,
     }
 }
 
