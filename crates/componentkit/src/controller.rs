@@ -104,6 +104,8 @@ pub struct ControllerOptions {
     pub concurrency: u16,
     /// Watch one namespace only (default: all).
     pub namespace: Option<String>,
+    /// Watch only the Components matching this label selector (sharding; default: all).
+    pub label_selector: Option<String>,
     /// Leader election (on by default in the CLI; `None` runs without it).
     pub leader_election: Option<LeaseConfig>,
     /// Backoff for transient errors.
@@ -122,6 +124,7 @@ impl ControllerOptions {
             reporter: None,
             concurrency: 8,
             namespace: None,
+            label_selector: None,
             leader_election: None,
             backoff: Backoff::default(),
             slow_retry: Duration::from_secs(300),
@@ -303,7 +306,11 @@ async fn controller_term<H: Handler>(
         None => Api::all(client),
     };
     let (reader, writer) = reflector::store();
-    let components = watcher(api, watcher::Config::default())
+    let config = match &opts.label_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
+    let components = watcher(api, config)
         .default_backoff()
         .reflect(writer)
         .applied_objects()
