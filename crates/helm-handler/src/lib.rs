@@ -19,5 +19,6 @@ pub mod helm;
 pub mod manifests;
 pub mod metrics;
 pub mod readiness;
+pub mod selector;
 pub mod values;
 pub mod values_from;

@@ -150,6 +150,17 @@ impl Controller {
         Self::spawn(kubeconfig, system_namespace, dir, name, &[])
     }
 
+    /// [`Self::start_electing`] with more `run` flags.
+    pub fn start_electing_with(
+        kubeconfig: &Path,
+        system_namespace: &str,
+        dir: &Path,
+        name: &str,
+        extra: &[&str],
+    ) -> Self {
+        Self::spawn(kubeconfig, system_namespace, dir, name, extra)
+    }
+
     fn spawn(
         kubeconfig: &Path,
         system_namespace: &str,
