@@ -610,7 +610,10 @@ mod tests {
         let v4 = HelmVersion::parse("v4.1.4");
         let v3 = HelmVersion::parse("v3.17.2");
         assert!(args(v4, true));
-        assert!(!args(v4, false), "a release helm applies client-side keeps helm's check");
+        assert!(
+            !args(v4, false),
+            "a release helm applies client-side keeps helm's check"
+        );
         assert!(!args(v3, true), "helm 3 applies client-side");
         assert!(!args(None, true), "version unknown");
     }

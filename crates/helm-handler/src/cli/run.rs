@@ -393,6 +393,8 @@ async fn run_with_server(
 
     let sources = Arc::new(SourceRegistry::new(SourceContext::new(cache)));
     let secret_index = Arc::new(SecretIndex::new());
+    // One cluster: readiness and drift checks share what discovery found (5 min).
+    crate::readiness::share_discovery_process_wide();
     // Release reads come from helm's records (no helm process); changes run helm.
     let engine = RecordedReleases::new(Arc::new(engine), client.clone());
     let handler = HelmHandler::new(HelmHandlerParts {

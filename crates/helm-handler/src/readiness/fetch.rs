@@ -1,7 +1,8 @@
-//! Fetching a release's objects with kube-rs (dynamic API, discovery per group/version,
-//! kept process-wide for [`DISCOVERY_TTL`]).
+//! Fetching a release's objects with kube-rs (dynamic API, discovery per group/version;
+//! in the controller kept process-wide for [`DISCOVERY_TTL`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,11 +85,23 @@ pub const DISCOVERY_TTL: Duration = Duration::from_secs(300);
 
 type GroupKey = (String, String);
 
-/// Discovery results shared by every resolver of the process (one cluster per process).
+/// Discovery results shared by every resolver of the process, once
+/// [`share_discovery_process_wide`] was called.
 static SERVED: LazyLock<Mutex<HashMap<GroupKey, (Instant, ServedKinds)>>> =
     LazyLock::new(Default::default);
+static SHARED: AtomicBool = AtomicBool::new(false);
+
+/// Lets every [`ApiResolver`] of the process reuse discovery results for
+/// [`DISCOVERY_TTL`]. For a process that talks to one cluster (`helm-handler run`); off by
+/// default, so that a process talking to several clusters (tests) never mixes them up.
+pub fn share_discovery_process_wide() {
+    SHARED.store(true, Ordering::Relaxed);
+}
 
 fn served_recently(key: &GroupKey) -> Option<ServedKinds> {
+    if !SHARED.load(Ordering::Relaxed) {
+        return None;
+    }
     let cache = SERVED.lock().unwrap_or_else(|p| p.into_inner());
     cache
         .get(key)
@@ -97,6 +110,9 @@ fn served_recently(key: &GroupKey) -> Option<ServedKinds> {
 }
 
 fn remember_served(key: GroupKey, kinds: &ServedKinds) {
+    if !SHARED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut cache = SERVED.lock().unwrap_or_else(|p| p.into_inner());
     cache.insert(key, (Instant::now(), kinds.clone()));
 }
