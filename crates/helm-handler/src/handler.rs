@@ -59,6 +59,9 @@ pub const REQUEUE_AFTER_DEPLOY: Duration = Duration::from_secs(2);
 pub const REQUEUE_PROGRESSING: Duration = Duration::from_secs(5);
 /// Requeue while some of the release's objects are failing.
 pub const REQUEUE_FAILING: Duration = Duration::from_secs(10);
+/// After a drift correction, how long readiness may take to settle (re-checked every
+/// tenth of it) before the release is judged progressing.
+pub const CORRECTION_SETTLE: Duration = Duration::from_secs(2);
 /// Requeue while a removal is under way.
 pub const REQUEUE_DELETING: Duration = Duration::from_secs(2);
 
@@ -616,7 +619,19 @@ impl HelmHandler {
                 None => outcome,
             }
         };
-        match self.readiness.assess(namespace, &manifest).await? {
+        let mut readiness = self.readiness.assess(namespace, &manifest).await?;
+        if corrected.is_some() {
+            // A re-applied object needs its controller a moment to observe the new
+            // generation; judged at once, a Ready release would flip to Deploying and back.
+            let settle = Instant::now();
+            while matches!(readiness, Readiness::Progressing(_))
+                && settle.elapsed() < CORRECTION_SETTLE
+            {
+                tokio::time::sleep(CORRECTION_SETTLE / 10).await;
+                readiness = self.readiness.assess(namespace, &manifest).await?;
+            }
+        }
+        match readiness {
             Readiness::Ready => match (corrected, drift) {
                 (Some(outcome), _) => Ok(outcome),
                 (None, Some(d)) if d.mode != DriftMode::Disabled => Ok(self

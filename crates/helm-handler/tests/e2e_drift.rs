@@ -139,6 +139,20 @@ async fn drift_is_detected_reported_and_corrected() {
         replicas(&deployments, "fixed-web").await == Some(1)
     })
     .await;
+    // The object is corrected before the reconcile that corrected it reports it.
+    wait(
+        "enabled: correction reported",
+        Duration::from_secs(30),
+        || async {
+            components
+                .get("fixed")
+                .await
+                .ok()
+                .and_then(|c| drifted(&c))
+                .is_some_and(|d| d.1 == "DriftCorrected")
+        },
+    )
+    .await;
     assert_eq!(
         replicas(&deployments, "warned-web").await,
         Some(3),
