@@ -276,22 +276,20 @@ impl<H: Handler> Engine<H> {
                 self.write(&c, st, now, None, action).await?;
                 stop(None)
             }
-            Action::Apply { fresh } => self
-                .run_op(c, &f, event, action, Operation::Apply, fresh)
-                .await
-                .map(|step| (step, None)),
-            Action::CheckApplied => self
-                .run_op(c, &f, event, action, Operation::CheckApplied, false)
-                .await
-                .map(|step| (step, None)),
-            Action::Delete { fresh } => self
-                .run_op(c, &f, event, action, Operation::Delete, fresh)
-                .await
-                .map(|step| (step, None)),
-            Action::CheckDeleted => self
-                .run_op(c, &f, event, action, Operation::CheckDeleted, false)
-                .await
-                .map(|step| (step, None)),
+            Action::Apply { .. }
+            | Action::CheckApplied
+            | Action::Delete { .. }
+            | Action::CheckDeleted => {
+                let (op, fresh) = match action {
+                    Action::Apply { fresh } => (Operation::Apply, fresh),
+                    Action::Delete { fresh } => (Operation::Delete, fresh),
+                    Action::CheckApplied => (Operation::CheckApplied, false),
+                    _ => (Operation::CheckDeleted, false),
+                };
+                // A handler operation always ends the reconcile.
+                let step = self.run_op(c, &f, event, action, op, fresh).await?;
+                Ok((step, None))
+            }
         }
     }
 
