@@ -49,9 +49,18 @@ fn engine_for(
     handler: Arc<ScriptedHandler>,
     identity: &str,
 ) -> Engine<ScriptedHandler> {
+    engine_over(Arc::new(api.clone()), clock, handler, identity)
+}
+
+fn engine_over(
+    api: Arc<dyn ComponentApi>,
+    clock: &ManualClock,
+    handler: Arc<ScriptedHandler>,
+    identity: &str,
+) -> Engine<ScriptedHandler> {
     Engine::new(
         handler,
-        Arc::new(api.clone()),
+        api,
         Arc::new(clock.clone()),
         EngineConfig {
             identity: identity.to_string(),
@@ -937,16 +946,7 @@ async fn a_reconcile_reads_the_component_once_and_continues_on_what_it_wrote() {
         inner: w.api.clone(),
         gets: Default::default(),
     });
-    let engine = Engine::new(
-        w.handler.clone(),
-        api.clone(),
-        Arc::new(w.clock.clone()),
-        EngineConfig {
-            identity: "replica-a".into(),
-            backoff: Backoff::default(),
-            slow_retry: Duration::from_secs(300),
-        },
-    );
+    let engine = engine_over(api.clone(), &w.clock, w.handler.clone(), "replica-a");
     w.create("web", |_| {});
     // Claim, then apply: two steps, one read; the apply saw the claim it continued from.
     let r = engine.reconcile(NS, "web", false).await.unwrap();
