@@ -167,6 +167,8 @@ pub struct ControllerOptions {
     pub concurrency: u16,
     /// Watch one namespace only (default: all).
     pub namespace: Option<String>,
+    /// Watch only the Components matching this label selector (sharding; default: all).
+    pub label_selector: Option<String>,
     /// Leader election (on by default in the CLI; `None` runs without it).
     pub leader_election: Option<LeaseConfig>,
     /// Backoff for transient errors.
@@ -190,6 +192,7 @@ impl ControllerOptions {
             reporter: None,
             concurrency: 8,
             namespace: None,
+            label_selector: None,
             leader_election: None,
             backoff: Backoff::default(),
             slow_retry: Duration::from_secs(300),
@@ -389,7 +392,11 @@ async fn controller_term<H: Handler>(
     let (reader, writer) = reflector::store();
     let health = opts.watch_health.clone();
     health.reset();
-    let components = watcher(api, watcher::Config::default())
+    let config = match &opts.label_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
+    let components = watcher(api, config)
         .default_backoff()
         .inspect(move |event| match event {
             Err(e) => health.failed("Component", &describe_watch_error(e)),

@@ -124,19 +124,27 @@ impl<H: Handler> Engine<H> {
             event: None,
             requeue_after: None,
         };
+        // One read per reconcile: a step that continues hands over the object its own
+        // write returned (the newest state), instead of reading it again.
+        let mut next = None;
         for _ in 0..MAX_STEPS {
-            let Some(c) = self.api.get(namespace, name).await? else {
-                return Ok(last);
+            let c = match next.take() {
+                Some(c) => c,
+                None => match self.api.get(namespace, name).await? {
+                    Some(c) => c,
+                    None => return Ok(last),
+                },
             };
-            match self.step(c, poked).await? {
-                Step::Continue(action, event) => {
+            match self.step_from(c, poked).await? {
+                (Step::Continue(action, event), written) => {
                     last = Reconciled {
                         action,
                         event: Some(event),
                         requeue_after: Some(Duration::ZERO),
                     };
+                    next = written;
                 }
-                Step::Stop(r) => return Ok(r),
+                (Step::Stop(r), _) => return Ok(r),
             }
         }
         Ok(last)
@@ -145,6 +153,16 @@ impl<H: Handler> Engine<H> {
     /// One decision + execution on the given snapshot (which may be stale: guarded writes
     /// then fail with a conflict).
     pub async fn step(&self, c: Component, poked: bool) -> Result<Step, EngineError> {
+        Ok(self.step_from(c, poked).await?.0)
+    }
+
+    /// [`Self::step`], with the object as the step's last write returned it when the
+    /// step continues (the next step's snapshot).
+    async fn step_from(
+        &self,
+        c: Component,
+        poked: bool,
+    ) -> Result<(Step, Option<Component>), EngineError> {
         let now = self.clock.now();
         let f = decision::facts(&c, self.handler.name(), now, poked);
         let event = decision::classify(&f);
@@ -158,11 +176,14 @@ impl<H: Handler> Engine<H> {
             "reconcile step"
         );
         let stop = |requeue_after| {
-            Ok(Step::Stop(Reconciled {
-                action,
-                event: Some(event),
-                requeue_after,
-            }))
+            Ok((
+                Step::Stop(Reconciled {
+                    action,
+                    event: Some(event),
+                    requeue_after,
+                }),
+                None,
+            ))
         };
         let old = c.status.clone().unwrap_or_default();
         match action {
@@ -183,14 +204,14 @@ impl<H: Handler> Engine<H> {
                 };
                 let mut st = updated.status.clone().unwrap_or_default();
                 self.mark_claimed(&mut st, now);
-                self.write(&updated, st, now, None, action).await?;
-                Ok(Step::Continue(action, event))
+                let written = self.write(&updated, st, now, None, action).await?;
+                Ok((Step::Continue(action, event), Some(written)))
             }
             Action::MarkClaimed => {
                 let mut st = old.clone();
                 self.mark_claimed(&mut st, now);
-                self.write(&c, st, now, None, action).await?;
-                Ok(Step::Continue(action, event))
+                let written = self.write(&c, st, now, None, action).await?;
+                Ok((Step::Continue(action, event), Some(written)))
             }
             Action::AcknowledgeRetry => {
                 self.publish(
@@ -204,8 +225,8 @@ impl<H: Handler> Engine<H> {
                     ),
                 )
                 .await;
-                self.write(&c, old.clone(), now, None, action).await?;
-                Ok(Step::Continue(action, event))
+                let written = self.write(&c, old.clone(), now, None, action).await?;
+                Ok((Step::Continue(action, event), Some(written)))
             }
             Action::WaitForCoordination => {
                 let mut st = old.clone();
@@ -255,21 +276,19 @@ impl<H: Handler> Engine<H> {
                 self.write(&c, st, now, None, action).await?;
                 stop(None)
             }
-            Action::Apply { fresh } => {
-                self.run_op(c, &f, event, action, Operation::Apply, fresh)
-                    .await
-            }
-            Action::CheckApplied => {
-                self.run_op(c, &f, event, action, Operation::CheckApplied, false)
-                    .await
-            }
-            Action::Delete { fresh } => {
-                self.run_op(c, &f, event, action, Operation::Delete, fresh)
-                    .await
-            }
-            Action::CheckDeleted => {
-                self.run_op(c, &f, event, action, Operation::CheckDeleted, false)
-                    .await
+            Action::Apply { .. }
+            | Action::CheckApplied
+            | Action::Delete { .. }
+            | Action::CheckDeleted => {
+                let (op, fresh) = match action {
+                    Action::Apply { fresh } => (Operation::Apply, fresh),
+                    Action::Delete { fresh } => (Operation::Delete, fresh),
+                    Action::CheckApplied => (Operation::CheckApplied, false),
+                    _ => (Operation::CheckDeleted, false),
+                };
+                // A handler operation always ends the reconcile.
+                let step = self.run_op(c, &f, event, action, op, fresh).await?;
+                Ok((step, None))
             }
         }
     }

@@ -49,9 +49,18 @@ fn engine_for(
     handler: Arc<ScriptedHandler>,
     identity: &str,
 ) -> Engine<ScriptedHandler> {
+    engine_over(Arc::new(api.clone()), clock, handler, identity)
+}
+
+fn engine_over(
+    api: Arc<dyn ComponentApi>,
+    clock: &ManualClock,
+    handler: Arc<ScriptedHandler>,
+    identity: &str,
+) -> Engine<ScriptedHandler> {
     Engine::new(
         handler,
-        Arc::new(api.clone()),
+        api,
         Arc::new(clock.clone()),
         EngineConfig {
             identity: identity.to_string(),
@@ -888,4 +897,65 @@ async fn requeue_hints_alone_drive_the_lifecycle() {
         }
     }
     assert!(w.api.get_now(NS, "drive").is_none());
+}
+
+/// Counts the reads an engine makes through the in-memory API.
+struct CountingApi {
+    inner: InMemoryApi,
+    gets: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ComponentApi for CountingApi {
+    async fn get(&self, namespace: &str, name: &str) -> Result<Option<Component>, ApiError> {
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.get(namespace, name).await
+    }
+    async fn set_finalizers(
+        &self,
+        component: &Component,
+        finalizers: Vec<String>,
+    ) -> Result<Option<Component>, ApiError> {
+        self.inner.set_finalizers(component, finalizers).await
+    }
+    async fn patch_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: serde_json::Value,
+    ) -> Result<Component, ApiError> {
+        self.inner.patch_status(namespace, name, patch).await
+    }
+    async fn publish_event(
+        &self,
+        component: &Component,
+        event: &componentkit::api::ComponentEvent,
+    ) -> Result<(), ApiError> {
+        self.inner.publish_event(component, event).await
+    }
+}
+
+#[tokio::test]
+async fn a_reconcile_reads_the_component_once_and_continues_on_what_it_wrote() {
+    let w = world();
+    w.handler.set_default(
+        Operation::Apply,
+        HandlerOutcome::in_progress(Duration::from_secs(2), "deploying"),
+    );
+    let api = Arc::new(CountingApi {
+        inner: w.api.clone(),
+        gets: Default::default(),
+    });
+    let engine = engine_over(api.clone(), &w.clock, w.handler.clone(), "replica-a");
+    w.create("web", |_| {});
+    // Claim, then apply: two steps, one read; the apply saw the claim it continued from.
+    let r = engine.reconcile(NS, "web", false).await.unwrap();
+    assert_eq!(r.action, Action::Apply { fresh: true });
+    assert_eq!(api.gets.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(w.phase("web"), Phase::Deploying);
+    assert_eq!(w.get("web").metadata.finalizers, Some(vec![helm_fin()]));
+    assert_eq!(
+        w.get("web").status.and_then(|s| s.claimed_by).as_deref(),
+        Some("replica-a")
+    );
 }

@@ -531,7 +531,7 @@ impl HelmHandler {
         {
             tracing::debug!(release = %release_name, revision = cur.revision, "desired state unchanged; no upgrade");
             return self
-                .observe_release(cx, &release, Some(&config.drift_detection))
+                .observe_release(cx, &release, Some(&config.drift_detection), current)
                 .await;
         }
         // Never take over a release another Component deployed: two Components would fight.
@@ -583,7 +583,12 @@ impl HelmHandler {
         } else {
             ReleaseOperation::install
         };
+        // helm 4 applies a new release server-side, and an existing one as it was applied.
+        let server_side_apply = current
+            .as_ref()
+            .is_none_or(|cur| cur.apply_method.as_deref() == Some("ssa"));
         let options = UpgradeOptions {
+            server_side_apply,
             // helm's own namespace creation only as the controller: the handler created it
             // already (as the identity), and helm would create it even when it exists — which
             // a tenant without cluster-scoped rights is refused.
@@ -689,14 +694,20 @@ impl HelmHandler {
 
     /// `helm status` + readiness of the release's objects; once ready, drift detection
     /// (unless `disabled`).
+    /// `known`: the release's status, when this reconcile has just read it.
     async fn observe_release(
         &self,
         cx: &HandlerContext,
         release: &Release,
         drift: Option<&DriftDetection>,
+        known: Option<ReleaseInfo>,
     ) -> Step<HandlerOutcome> {
         let (name, namespace) = (&release.name, &release.namespace);
-        let Some(info) = self.engine.status(release).await? else {
+        let info = match known {
+            Some(info) => Some(info),
+            None => self.engine.status(release).await?,
+        };
+        let Some(info) = info else {
             return Err(Failure::new(
                 ErrorCategory::NotFound,
                 format!("release {namespace}/{name} not found (uninstalled outside helm-handler?)"),
@@ -888,6 +899,7 @@ impl HelmHandler {
             cx,
             &target.release(&identity),
             config.as_ref().map(|c| &c.drift_detection),
+            None,
         )
         .await
     }

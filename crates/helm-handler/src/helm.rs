@@ -38,6 +38,7 @@ use tokio::process::Command;
 pub mod command;
 pub mod errors;
 pub mod locks;
+pub mod records;
 pub mod release;
 pub mod stop;
 pub mod version;
@@ -121,6 +122,14 @@ pub struct UpgradeOptions {
     pub description: Option<String>,
     /// Overrides the engine's timeout for this call.
     pub timeout: Option<Duration>,
+    /// The objects will be applied server-side (helm 4 installs a new release with
+    /// server-side apply, and keeps a release's method on upgrade): the API server checks
+    /// them against its schema, so helm 4 is given `--disable-openapi-validation` — its
+    /// client-side check downloads and parses the OpenAPI documents, two thirds of the CPU
+    /// of an `upgrade --install` (0.15 of 0.23 CPU-seconds for `helm create`'s chart), and
+    /// finds nothing server-side apply does not ("field not declared in schema" either way).
+    /// Ignored for helm 3 (client-side apply: its validation is the schema check).
+    pub server_side_apply: bool,
 }
 
 /// The operations the handler needs; [`HelmEngine`] implements it over the helm binary,
@@ -299,6 +308,9 @@ impl HelmEngine {
             .env("HELM_CONTENT_CACHE", h.cache.join("content"))
             .env("HELM_PLUGINS", h.data.join("plugins"))
             .env("HELM_NO_PLUGINS", "1")
+            // client-go's discovery cache (kubectl's ~/.kube/cache): private, and kept for
+            // the engine's life, so that each helm does not rediscover every API group.
+            .env("KUBECACHEDIR", h.cache.join("kube"))
             .env("NO_COLOR", "1")
             .current_dir(&h.scratch);
         if let Some(kubeconfig) = &self.options.kubeconfig {
@@ -423,6 +435,9 @@ impl HelmEngine {
         }
         if options.dry_run_client {
             args.push(self.dry_run_flag().into());
+        }
+        if options.server_side_apply && self.version().is_some_and(|v| v.major >= 4) {
+            args.push("--disable-openapi-validation".into());
         }
         if let Some(d) = &options.description {
             args.push("--description".into());
@@ -687,6 +702,32 @@ impl ReleaseEngine for HelmEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn helm_4_skips_client_validation_only_for_server_side_apply() {
+        let args = |version: Option<HelmVersion>, server_side_apply: bool| {
+            let engine = HelmEngine::new(HelmEngineOptions::default()).unwrap();
+            if let Some(v) = version {
+                engine.version.set(v).unwrap();
+            }
+            let options = UpgradeOptions {
+                server_side_apply,
+                ..UpgradeOptions::default()
+            };
+            let release = Release::new("web", "apps");
+            let argv = engine.upgrade_args(&release, Path::new("c.tgz"), Path::new("v"), &options);
+            argv.contains(&OsString::from("--disable-openapi-validation"))
+        };
+        let v4 = HelmVersion::parse("v4.1.4");
+        let v3 = HelmVersion::parse("v3.17.2");
+        assert!(args(v4, true));
+        assert!(
+            !args(v4, false),
+            "a release helm applies client-side keeps helm's check"
+        );
+        assert!(!args(v3, true), "helm 3 applies client-side");
+        assert!(!args(None, true), "version unknown");
+    }
 
     #[test]
     fn kubeconfig_given_to_helm_is_absolute() {

@@ -21,5 +21,6 @@ pub mod impersonation;
 pub mod manifests;
 pub mod metrics;
 pub mod readiness;
+pub mod selector;
 pub mod values;
 pub mod values_from;

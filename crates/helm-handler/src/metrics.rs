@@ -15,11 +15,12 @@
 //! | `chart_bytes_downloaded_total` | counter | — |
 //! | `release_operations_total` | counter | `operation` (install, upgrade, uninstall), `result` (ok, error) |
 //! | `errors_total` | counter | `category` (Config, Auth, NotFound, Network, Tls, Integrity, Io, Conflict, Timeout, Internal) |
+//! | `helm_processes_total` | counter | `command` (version, upgrade, status, get manifest, uninstall, rollback, template): helm processes started |
 //! | `leader` | gauge | — (1 when this replica holds the lease, or leader election is off) |
 //! | `build_info` | gauge | `version` |
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -146,6 +147,22 @@ impl Default for Metrics {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabels {
+    pub command: &'static str,
+}
+
+/// helm processes started by this process, by command. Process-wide (the release engine
+/// has no [`Metrics`]); every [`Metrics`] exposes it.
+static HELM_PROCESSES: LazyLock<Family<CommandLabels, Counter>> = LazyLock::new(Family::default);
+
+/// Counts one helm process (called where helm is spawned).
+pub fn helm_process_started(command: &'static str) {
+    HELM_PROCESSES
+        .get_or_create(&CommandLabels { command })
+        .inc();
+}
+
 /// Histogram buckets for reconcile durations: 5 ms … ~80 s.
 fn duration_histogram() -> Histogram {
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
@@ -206,6 +223,11 @@ impl Metrics {
             "watch_errors",
             "Failed list/watch calls of the controller's watches (Component, Secret, ConfigMap), by watch",
             watch_errors.clone(),
+        );
+        registry.register(
+            "helm_processes",
+            "helm processes started, by helm command",
+            HELM_PROCESSES.clone(),
         );
         let leader = Gauge::default();
         registry.register(

@@ -34,7 +34,9 @@ pub mod fetch;
 mod kinds;
 pub mod manifest;
 
-pub use fetch::{ApiResolver, FetchError, Observed, check_release, fetch_objects};
+pub use fetch::{
+    ApiResolver, FetchError, Observed, check_release, fetch_objects, share_discovery_process_wide,
+};
 pub use manifest::{ManifestError, ObjectRef, manifest_objects, parse_manifest};
 
 /// How many object reasons an aggregated verdict lists before "and N more".

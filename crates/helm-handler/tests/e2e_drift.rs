@@ -120,13 +120,11 @@ async fn drift_is_detected_reported_and_corrected() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let drift_of = |name: &'static str| async move {
+        components.get(name).await.ok().and_then(|c| drifted(&c))
+    };
     wait("warn: Drifted=True", Duration::from_secs(60), || async {
-        components
-            .get("warned")
-            .await
-            .ok()
-            .and_then(|c| drifted(&c))
-            .is_some_and(|d| d.0 == "True")
+        drift_of("warned").await.is_some_and(|d| d.0 == "True")
     })
     .await;
     let (_, reason, message) = drifted(&components.get("warned").await.unwrap()).unwrap();
@@ -144,11 +142,8 @@ async fn drift_is_detected_reported_and_corrected() {
         "enabled: correction reported",
         Duration::from_secs(30),
         || async {
-            components
-                .get("fixed")
+            drift_of("fixed")
                 .await
-                .ok()
-                .and_then(|c| drifted(&c))
                 .is_some_and(|d| d.1 == "DriftCorrected")
         },
     )

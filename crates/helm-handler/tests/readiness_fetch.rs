@@ -234,3 +234,44 @@ async fn api_errors_carry_a_category() {
     let err = check_release(client, "kind: [", "apps").await.unwrap_err();
     assert!(err.to_string().contains("invalid YAML: line 2"), "{err}");
 }
+
+/// In the controller (`share_discovery_process_wide`), a second check reuses what the first
+/// one discovered. Its own process: the switch is process-wide.
+#[tokio::test]
+async fn discovery_is_reused_across_checks_once_shared() {
+    if std::env::var_os("HH_SHARED_DISCOVERY_CHILD").is_none() {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "discovery_is_reused_across_checks_once_shared",
+                "--nocapture",
+            ])
+            .env("HH_SHARED_DISCOVERY_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
+    helm_handler::readiness::share_discovery_process_wide();
+    let (client, log) = fake_api(cluster("deployment-ready"), vec![]);
+    let refs = parse_manifest(MANIFEST, "apps").unwrap();
+    fetch_objects(client.clone(), &refs).await.unwrap();
+    fetch_objects(client, &refs).await.unwrap();
+    let requests = log.lock().unwrap().clone();
+    assert_eq!(
+        requests.iter().filter(|r| *r == "GET /api/v1").count(),
+        1,
+        "{requests:?}"
+    );
+    // A group/version that served nothing (the CRD's, not established) is asked again.
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.starts_with("GET /apis/example.com/v1") && !r.contains("/namespaces/"))
+            .count(),
+        2,
+        "{requests:?}"
+    );
+}

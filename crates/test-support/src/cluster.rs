@@ -84,6 +84,20 @@ pub fn kubectl_bin() -> PathBuf {
 }
 
 /// A running control plane; stopped and removed on drop.
+/// How a [`Cluster`] is started.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    /// kube-apiserver's audit log (`--audit-policy-file`, `--audit-log-path`, JSON lines).
+    pub audit: Option<AuditLog>,
+}
+
+/// An audit policy file and where the apiserver writes the events it selects.
+#[derive(Clone, Debug)]
+pub struct AuditLog {
+    pub policy: PathBuf,
+    pub log: PathBuf,
+}
+
 pub struct Cluster {
     // Declared first: killed before the directory goes.
     processes: Vec<ServerProcess>,
@@ -91,6 +105,8 @@ pub struct Cluster {
     restarted: std::sync::Mutex<Vec<ServerProcess>>,
     /// How the kube-apiserver was started, to start it again.
     apiserver_args: Vec<std::ffi::OsString>,
+    /// Where the kube-apiserver writes its audit log.
+    audit_log: PathBuf,
     guardian: Option<Child>,
     server: String,
     kubeconfig: PathBuf,
@@ -120,9 +136,14 @@ impl Cluster {
 
     /// Starts a control plane of its own (for tests that stop or restart parts of it).
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(&ClusterOptions::default())
+    }
+
+    /// [`Cluster::start`] with options (an audit log for `scripts/bench scale`).
+    pub fn start_with(options: &ClusterOptions) -> anyhow::Result<Self> {
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_start()? {
+            match Self::try_start(options)? {
                 Ok(cluster) => return Ok(cluster),
                 Err(port_taken) => last = Some(port_taken),
             }
@@ -132,7 +153,7 @@ impl Cluster {
             .context("control plane: a port was taken three times"))
     }
 
-    fn try_start() -> anyhow::Result<Result<Self, anyhow::Error>> {
+    fn try_start(options: &ClusterOptions) -> anyhow::Result<Result<Self, anyhow::Error>> {
         if let Some(reason) = unavailable_reason() {
             bail!(reason);
         }
@@ -236,15 +257,30 @@ impl Cluster {
             .arg(d.join("sa.key"))
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
             .args(["--authorization-mode=RBAC", "--allow-privileged=true"])
-            .arg("--service-cluster-ip-range=10.0.0.0/24")
+            // Room for a Service per release of `scripts/bench scale 1000` (a /24 holds 254).
+            .arg("--service-cluster-ip-range=10.0.0.0/16")
             .arg("--cert-dir")
             .arg(d.join("apiserver-certs"))
-            .arg("--profiling=false")
-            .arg("--audit-policy-file")
-            .arg(d.join("audit-policy.yaml"))
-            .arg("--audit-log-path")
-            .arg(d.join("audit.log"))
-            .arg("--audit-log-format=json");
+            .arg("--profiling=false");
+        // The bench's audit log when it asks for one, else the log of writes.
+        let audit_log = match &options.audit {
+            Some(audit) => {
+                cmd.arg("--audit-policy-file")
+                    .arg(&audit.policy)
+                    .arg("--audit-log-path")
+                    .arg(&audit.log)
+                    .args(["--audit-log-format=json", "--audit-log-maxsize=0"]);
+                audit.log.clone()
+            }
+            None => {
+                cmd.arg("--audit-policy-file")
+                    .arg(d.join("audit-policy.yaml"))
+                    .arg("--audit-log-path")
+                    .arg(d.join("audit.log"))
+                    .arg("--audit-log-format=json");
+                d.join("audit.log")
+            }
+        };
         let apiserver_args: Vec<std::ffi::OsString> =
             cmd.get_args().map(|a| a.to_os_string()).collect();
         let api = spawn(
@@ -319,6 +355,7 @@ impl Cluster {
             processes: cluster_processes,
             restarted: std::sync::Mutex::new(Vec::new()),
             apiserver_args,
+            audit_log,
             guardian: Some(guardian),
             server,
             kubeconfig,
@@ -457,7 +494,7 @@ impl Cluster {
     /// The writes (create, update, patch, delete) the API server audited whose user agent
     /// contains `user_agent`, completed at or after `since`.
     pub fn audited_writes(&self, user_agent: &str, since: SystemTime) -> Vec<AuditedWrite> {
-        let log = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(&self.audit_log).unwrap_or_default();
         log.lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter_map(|e| {

@@ -30,7 +30,7 @@ mod registry;
 mod tls;
 
 pub use chart::Chart;
-pub use cluster::{Cluster, Target, e2e_target};
+pub use cluster::{AuditLog, Cluster, ClusterOptions, Target, e2e_target};
 pub use cosign::{Cosign, CosignKey, cosign_bin};
 pub use helm::{helm_bin, helm_command, workspace_root};
 pub use http_repo::{HttpAccessEntry, HttpRepo, HttpRepoOptions, ORIGIN_PLACEHOLDER};

@@ -48,6 +48,7 @@ use crate::handler::namespaces::KubeNamespaces;
 use crate::handler::readiness::KubeReadiness;
 use crate::handler::service_accounts::KubeServiceAccounts;
 use crate::handler::{HelmHandler, HelmHandlerParts, ObjectKey, SecretIndex, referenced_objects};
+use crate::helm::records::RecordedReleases;
 use crate::helm::stop::HelmStop;
 use crate::helm::{HelmEngine, HelmEngineOptions};
 use crate::identity::{ServiceAccountName, TenancyPolicy};
@@ -145,6 +146,12 @@ pub struct RunArgs {
     /// Refuse releases outside their Component's namespace (`releaseNamespace`).
     #[arg(long)]
     pub no_cross_namespace_releases: bool,
+
+    /// Reconcile only the Components whose labels match this selector (sharding: several
+    /// controllers, each owning the Components of its selector; with leader election each
+    /// selector has a Lease of its own). E.g. `sharding.deployment-orchestrator.io/key=shard-1`.
+    #[arg(long, value_name = "SELECTOR", value_parser = crate::selector::parse)]
+    pub watch_label_selector: Option<kube::core::Selector>,
 }
 
 impl RunArgs {
@@ -156,6 +163,20 @@ impl RunArgs {
         TenancyPolicy {
             default_service_account: self.default_service_account.clone(),
             no_cross_namespace_releases: self.no_cross_namespace_releases,
+        }
+    }
+
+    /// The leader Lease: `helm-handler-leader`, or per shard `helm-handler-leader-HASH`
+    /// (12 hex digits of the selector's sha256) so that shards do not elect one leader.
+    pub fn lease_name(&self) -> String {
+        let base = componentkit::names::lease::default_name(componentkit::names::HELM_HANDLER);
+        match &self.watch_label_selector {
+            None => base,
+            Some(selector) => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(selector.to_string().as_bytes());
+                format!("{base}-{}", &hex::encode(digest)[..12])
+            }
         }
     }
 }
@@ -440,6 +461,10 @@ async fn run_with_server(
     let sources = Arc::new(SourceRegistry::new(SourceContext::new(cache)));
     let secret_index = Arc::new(SecretIndex::new());
     let clients = Arc::new(KubeClients::new(client.clone(), kube_config));
+    // One cluster: readiness and drift checks share what discovery found (5 min).
+    crate::readiness::share_discovery_process_wide();
+    // Release reads come from helm's records (no helm process); changes run helm.
+    let engine = RecordedReleases::new(Arc::new(engine), clients.clone());
     let handler = HelmHandler::new(HelmHandlerParts {
         engine: Arc::new(engine),
         readiness: Arc::new(KubeReadiness::new(clients.clone())),
@@ -671,7 +696,8 @@ async fn run_controller(
                 .inc();
         })
     });
-    let lease_name = componentkit::names::lease::default_name(componentkit::names::HELM_HANDLER);
+    options.label_selector = args.watch_label_selector.as_ref().map(|s| s.to_string());
+    let lease_name = args.lease_name();
     if args.leader_election_enabled() {
         options = options.with_leader_election(&lease_name, &args.system_namespace);
         options.leadership = stopping.leadership.clone();
@@ -684,6 +710,7 @@ async fn run_controller(
     ));
     tracing::info!(
         identity = %identity,
+        label_selector = options.label_selector.as_deref().unwrap_or("-"),
         lease = %if args.leader_election_enabled() { format!("{}/{lease_name}", args.system_namespace) } else { "-".into() },
         "controller starting"
     );
@@ -813,6 +840,29 @@ mod tests {
         assert_eq!(a.log_format, LogFormat::Text);
         assert_eq!(a.context.as_deref(), Some("kind-e2e"));
         assert_eq!(a.startup_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn a_shard_selector_is_parsed_and_gets_a_lease_of_its_own() {
+        let a = parse(&["--watch-label-selector", "shard in (a, b),!legacy"]);
+        let selector = a.watch_label_selector.as_ref().map(|s| s.to_string());
+        assert_eq!(selector.as_deref(), Some("shard in (a,b),!legacy"));
+        let other = parse(&["--watch-label-selector=shard=c"]);
+        assert!(a.lease_name().starts_with("helm-handler-leader-"));
+        assert_ne!(a.lease_name(), other.lease_name());
+        assert_eq!(parse(&[]).lease_name(), "helm-handler-leader");
+        use clap::Parser;
+        let err = crate::cli::Cli::try_parse_from([
+            "helm-handler",
+            "run",
+            "--watch-label-selector",
+            "shard in (a",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.contains("--watch-label-selector"), "{text}");
+        assert!(text.contains("unbalanced parentheses"), "{text}");
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub async fn run(
         }
     })?;
     let pid = child.id();
+    crate::metrics::helm_process_started(operation);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let io_err = |what: &str, source| HelmError::Io {

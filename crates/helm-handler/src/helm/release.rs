@@ -178,6 +178,8 @@ pub struct ReleaseInfo {
     pub notes: Option<String>,
     /// The rendered manifest of the revision (may be empty when helm omits it).
     pub manifest: String,
+    /// helm 4's `apply_method`: `ssa` (server-side apply) or `csa`; helm 3 has none.
+    pub apply_method: Option<String>,
 }
 
 impl fmt::Debug for ReleaseInfo {
@@ -235,6 +237,7 @@ impl ReleaseInfo {
             chart,
             notes: str_at("/info/notes").filter(|s| !s.is_empty()),
             manifest: str_at("/manifest").unwrap_or_default(),
+            apply_method: str_at("/apply_method").filter(|s| !s.is_empty()),
         })
     }
 }
@@ -293,6 +296,13 @@ mod tests {
         assert_eq!(info.revision, 3);
         assert_eq!(info.status, ReleaseStatus::Failed);
         assert!(info.chart.is_none());
+        assert!(info.apply_method.is_none());
+        let info = ReleaseInfo::from_json(
+            "status",
+            r#"{"name":"a","namespace":"b","version":1,"info":{"status":"deployed"},"apply_method":"ssa"}"#,
+        )
+        .unwrap();
+        assert_eq!(info.apply_method.as_deref(), Some("ssa"));
         assert!(ReleaseInfo::from_json("status", "Error: nope").is_err());
         assert!(ReleaseInfo::from_json("status", r#"{"name":"a"}"#).is_err());
     }

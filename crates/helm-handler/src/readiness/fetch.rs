@@ -1,6 +1,10 @@
-//! Fetching a release's objects with kube-rs (dynamic API, discovery per group/version).
+//! Fetching a release's objects with kube-rs (dynamic API, discovery per group/version;
+//! in the controller kept process-wide for [`DISCOVERY_TTL`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use componentkit::handler::ErrorCategory;
 use kube::api::{Api, DynamicObject};
@@ -87,10 +91,52 @@ fn is_missing(e: &kube::Error) -> bool {
     }
 }
 
-/// Finds the API of a kind (discovery once per group/version, cached).
+/// How long what a group/version serves is reused across checks. Every readiness and drift
+/// check of every release needs it; asking again each time made discovery a fifth of the
+/// controller's API requests. Only served group/versions are kept: a kind that is not
+/// served yet (a CRD being installed) is asked for again at the next check.
+pub const DISCOVERY_TTL: Duration = Duration::from_secs(300);
+
+type GroupKey = (String, String);
+
+/// Discovery results shared by every resolver of the process, once
+/// [`share_discovery_process_wide`] was called.
+static SERVED: LazyLock<Mutex<HashMap<GroupKey, (Instant, ServedKinds)>>> =
+    LazyLock::new(Default::default);
+static SHARED: AtomicBool = AtomicBool::new(false);
+
+/// Lets every [`ApiResolver`] of the process reuse discovery results for
+/// [`DISCOVERY_TTL`]. For a process that talks to one cluster (`helm-handler run`); off by
+/// default, so that a process talking to several clusters (tests) never mixes them up.
+pub fn share_discovery_process_wide() {
+    SHARED.store(true, Ordering::Relaxed);
+}
+
+fn served_recently(key: &GroupKey) -> Option<ServedKinds> {
+    if !SHARED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let cache = SERVED.lock().unwrap_or_else(|p| p.into_inner());
+    cache
+        .get(key)
+        .filter(|(at, _)| at.elapsed() < DISCOVERY_TTL)
+        .map(|(_, kinds)| kinds.clone())
+}
+
+fn remember_served(key: GroupKey, kinds: &ServedKinds) {
+    if !SHARED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut cache = SERVED.lock().unwrap_or_else(|p| p.into_inner());
+    cache.insert(key, (Instant::now(), kinds.clone()));
+}
+
+/// Finds the API of a kind (discovery once per group/version, reused process-wide for
+/// [`DISCOVERY_TTL`]).
 pub struct ApiResolver {
     client: kube::Client,
-    groups: HashMap<(String, String), Option<ServedKinds>>,
+    groups: HashMap<GroupKey, Option<ServedKinds>>,
+    requests: usize,
 }
 
 impl ApiResolver {
@@ -98,12 +144,13 @@ impl ApiResolver {
         Self {
             client,
             groups: HashMap::new(),
+            requests: 0,
         }
     }
 
-    /// Discovery requests made so far (one per group/version).
+    /// Discovery requests this resolver made (at most one per group/version).
     pub fn discoveries(&self) -> usize {
-        self.groups.len()
+        self.requests
     }
 
     /// The API serving `r` (its namespace for namespaced kinds, the manifest's or the
@@ -114,10 +161,20 @@ impl ApiResolver {
     ) -> Result<Option<Api<DynamicObject>>, FetchError> {
         let (group, version) = r.group_version();
         let key = (group.to_string(), version.to_string());
+        if !self.groups.contains_key(&key)
+            && let Some(kinds) = served_recently(&key)
+        {
+            self.groups.insert(key.clone(), Some(kinds));
+        }
         if !self.groups.contains_key(&key) {
             let gv = GroupVersion::gv(group, version);
+            self.requests += 1;
             let found = match discovery::pinned_group(&self.client, &gv).await {
-                Ok(g) => Some(g.versioned_resources(version)),
+                Ok(g) => {
+                    let kinds = g.versioned_resources(version);
+                    remember_served(key.clone(), &kinds);
+                    Some(kinds)
+                }
                 Err(e) if is_missing(&e) => None,
                 Err(e) => {
                     return Err(FetchError::Api {

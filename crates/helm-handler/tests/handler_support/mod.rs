@@ -78,6 +78,7 @@ fn info(release: &Release, revision: u64, status: ReleaseStatus) -> ReleaseInfo 
         chart: None,
         notes: None,
         manifest: String::new(),
+        apply_method: None,
     }
 }
 
