@@ -231,6 +231,26 @@ struct Ctx<H: Handler> {
 
 /// Hash of what can make a reconcile do something different: status-only changes (our own
 /// writes) do not trigger reconciles; timeouts and backoffs are driven by requeues.
+/// What the Component store keeps of each object: metadata, spec and the phase — all that
+/// triggers, Secret/ConfigMap mappings, timers (drift checks of Ready Components) and
+/// reconcile (which reads the Component afresh) use. Managed fields, the `kubectl apply`
+/// copy of the object and the rest of the status are dropped: at 1,000 Components they
+/// were most of the controller's memory.
+fn slim(c: &mut Component) {
+    c.metadata.managed_fields = None;
+    if let Some(annotations) = c.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+    if let Some(status) = c.status.take() {
+        c.status = Some(crate::crd::ComponentStatus {
+            phase: status.phase,
+            ..Default::default()
+        });
+    }
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 fn trigger_hash(c: &Component) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     c.metadata.uid.hash(&mut h);
@@ -403,6 +423,7 @@ async fn controller_term<H: Handler>(
             Ok(watcher::Event::Init) => {}
             Ok(_) => health.delivered("Component"),
         })
+        .modify(slim)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
@@ -480,6 +501,42 @@ mod tests {
             change(&mut m);
             assert_ne!(trigger_hash(&m), base, "change {i}");
         }
+    }
+
+    #[test]
+    fn the_store_keeps_what_triggers_and_mappings_use() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+        let mut c = crate::memory::component("ns", "a", "helm", serde_json::json!({"k": 1}));
+        c.metadata.uid = Some("u1".into());
+        c.metadata.generation = Some(3);
+        c.metadata.annotations = Some(
+            [
+                (names::RETRY_ANNOTATION.to_string(), "1".to_string()),
+                (LAST_APPLIED.to_string(), "{…the whole object…}".to_string()),
+            ]
+            .into(),
+        );
+        c.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default(); 3]);
+        c.status = Some(ComponentStatus {
+            phase: Some(Phase::Ready),
+            message: Some("Deployed web-1.2.3 … a long message".into()),
+            ..ComponentStatus::default()
+        });
+        let before = trigger_hash(&c);
+        let spec = c.spec.clone();
+        slim(&mut c);
+        assert_eq!(trigger_hash(&c), before, "every trigger survives");
+        assert_eq!(
+            c.spec, spec,
+            "the spec (Secret/ConfigMap references) survives"
+        );
+        assert!(c.metadata.managed_fields.is_none());
+        assert_eq!(c.phase(), Phase::Ready, "timers pick Components by phase");
+        assert_eq!(c.status.as_ref().and_then(|s| s.message.as_ref()), None);
+        assert_eq!(
+            c.annotations().keys().collect::<Vec<_>>(),
+            [names::RETRY_ANNOTATION]
+        );
     }
 
     #[test]

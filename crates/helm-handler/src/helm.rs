@@ -71,6 +71,9 @@ pub fn absolute_kubeconfig(
     std::env::join_paths(list).ok().map(PathBuf::from)
 }
 
+/// GOGC for helm processes unless the controller's environment sets one.
+pub const HELM_GOGC: &str = "400";
+
 /// Configuration of a [`HelmEngine`].
 #[derive(Clone, Debug)]
 pub struct HelmEngineOptions {
@@ -313,6 +316,12 @@ impl HelmEngine {
             .env("KUBECACHEDIR", h.cache.join("kube"))
             .env("NO_COLOR", "1")
             .current_dir(&h.scratch);
+        // helm lives well under a second and allocates most of its ~60 MB at start-up:
+        // collecting less often cuts a fifth of an install's CPU for ~5 MB of peak memory
+        // (measured: 0.149 → 0.117 CPU-s, 58 → 62 MB). An operator's GOGC is kept.
+        if std::env::var_os("GOGC").is_none() {
+            cmd.env("GOGC", HELM_GOGC);
+        }
         if let Some(kubeconfig) = &self.options.kubeconfig {
             cmd.env("KUBECONFIG", kubeconfig);
         }
