@@ -47,7 +47,7 @@ use crate::handler::drift_probe::KubeDrift;
 use crate::handler::namespaces::KubeNamespaces;
 use crate::handler::readiness::KubeReadiness;
 use crate::handler::service_accounts::KubeServiceAccounts;
-use crate::handler::{HelmHandler, HelmHandlerParts, ObjectKey, SecretIndex, referenced_objects};
+use crate::handler::{HelmHandler, HelmHandlerParts, ObjectKey, SecretIndex};
 use crate::helm::records::RecordedReleases;
 use crate::helm::stop::HelmStop;
 use crate::helm::{HelmEngine, HelmEngineOptions};
@@ -518,51 +518,6 @@ pub fn identity() -> String {
     }
 }
 
-/// The Components to re-reconcile when Secret `namespace/name` changed. Components not yet
-/// seen by this process (e.g. `Ready` ones after a restart) are indexed from the store first.
-pub fn components_for_secret(
-    index: &SecretIndex,
-    resolver: &CredentialResolver,
-    components: &[Arc<Component>],
-    namespace: &str,
-    name: &str,
-) -> Vec<ObjectKey> {
-    index_unseen(index, resolver, components);
-    index.components_for(namespace, name)
-}
-
-/// The Components to re-reconcile when ConfigMap `namespace/name` changed (`valuesFrom`).
-pub fn components_for_config_map(
-    index: &SecretIndex,
-    resolver: &CredentialResolver,
-    components: &[Arc<Component>],
-    namespace: &str,
-    name: &str,
-) -> Vec<ObjectKey> {
-    index_unseen(index, resolver, components);
-    index.components_for_config_map(namespace, name)
-}
-
-/// Indexes the helm Components this process has not seen yet.
-fn index_unseen(index: &SecretIndex, resolver: &CredentialResolver, components: &[Arc<Component>]) {
-    for c in components {
-        if c.spec.handler != componentkit::names::HELM_HANDLER {
-            continue;
-        }
-        let ns = c.namespace().unwrap_or_default();
-        let key = ObjectKey::new(ns.clone(), c.name_any());
-        if index.contains(&key) {
-            continue;
-        }
-        let empty = serde_json::Value::Object(Default::default());
-        let objects = match HelmConfig::parse(c.spec.config.as_ref().unwrap_or(&empty), &ns) {
-            Ok(config) => referenced_objects(resolver, &ns, &config),
-            Err(_) => Default::default(),
-        };
-        index.set(key, objects.secrets, objects.config_maps);
-    }
-}
-
 /// Re-reconciles the Components whose `valuesFrom` reads a ConfigMap that changed. Only
 /// metadata is watched: a change is enough to trigger; the handler reads the data itself.
 fn config_map_watch(
@@ -575,7 +530,7 @@ fn config_map_watch(
         watcher::Config::default(),
         move |changed: &Changed, store| {
             let (ns, name) = (&changed.namespace, &changed.name);
-            let hits = components_for_config_map(&index, &resolver, &store.state(), ns, name);
+            let hits = index.config_map_changed(&resolver, &store.state(), ns, name);
             to_reconcile("ConfigMap", ns, name, hits)
         },
     )
@@ -676,7 +631,7 @@ async fn run_controller(
         watcher::Config::default().fields("type!=helm.sh/release.v1"),
         move |changed: &Changed, store| {
             let (ns, name) = (&changed.namespace, &changed.name);
-            let hits = components_for_secret(&secret_index, &resolver, &store.state(), ns, name);
+            let hits = secret_index.secret_changed(&resolver, &store.state(), ns, name);
             to_reconcile("Secret", ns, name, hits)
         },
     );
@@ -725,85 +680,6 @@ async fn run_controller(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn component(ns: &str, name: &str, handler: &str, config: serde_json::Value) -> Arc<Component> {
-        Arc::new(componentkit::memory::component(ns, name, handler, config))
-    }
-
-    #[test]
-    fn secret_changes_map_to_the_components_that_reference_them() {
-        let resolver = CredentialResolver::new("deployment-system");
-        let index = SecretIndex::new();
-        let source = |secret: serde_json::Value| {
-            serde_json::json!({
-                "releaseName": "web",
-                "source": {"type": "oci", "chart": "oci://r.example/c/web:1.0.0",
-                           "authentication": {"method": "registry", "secretRef": secret}}
-            })
-        };
-        let components = vec![
-            component(
-                "a",
-                "web",
-                "helm",
-                source(serde_json::json!({"name": "creds"})),
-            ),
-            component(
-                "b",
-                "db",
-                "helm",
-                source(serde_json::json!({"name": "creds", "namespace": "deployment-system"})),
-            ),
-            component(
-                "c",
-                "other",
-                "kustomize",
-                source(serde_json::json!({"name": "creds"})),
-            ),
-            component("d", "broken", "helm", serde_json::json!({"releaseName": 1})),
-        ];
-        let hits =
-            components_for_secret(&index, &resolver, &components, "deployment-system", "creds");
-        assert_eq!(
-            hits,
-            vec![ObjectKey::new("a", "web"), ObjectKey::new("b", "db")]
-        );
-        let hits = components_for_secret(&index, &resolver, &components, "a", "creds");
-        assert_eq!(hits, vec![ObjectKey::new("a", "web")]);
-        assert!(components_for_secret(&index, &resolver, &components, "c", "creds").is_empty());
-        // Indexed once: helm Components only, the broken one with no Secrets.
-        assert_eq!(index.len(), 3);
-    }
-
-    #[test]
-    fn config_map_and_values_secret_changes_map_to_their_components() {
-        let resolver = CredentialResolver::new("deployment-system");
-        let index = SecretIndex::new();
-        let config = serde_json::json!({
-            "releaseName": "web",
-            "valuesFrom": [{"kind": "ConfigMap", "name": "env"}, {"kind": "Secret", "name": "vals"}],
-            "source": {"type": "oci", "chart": "oci://r.example/c/web:1.0.0"}
-        });
-        let components = vec![
-            component("a", "web", "helm", config.clone()),
-            component("b", "web", "kustomize", config),
-        ];
-        let web = vec![ObjectKey::new("a", "web")];
-        assert_eq!(
-            components_for_config_map(&index, &resolver, &components, "a", "env"),
-            web
-        );
-        assert_eq!(
-            components_for_secret(&index, &resolver, &components, "a", "vals"),
-            web
-        );
-        // Values sources live in the Component's namespace only.
-        assert!(
-            components_for_config_map(&index, &resolver, &components, "deployment-system", "env")
-                .is_empty()
-        );
-        assert!(components_for_config_map(&index, &resolver, &components, "a", "vals").is_empty());
-    }
 
     fn parse(args: &[&str]) -> RunArgs {
         use clap::Parser;

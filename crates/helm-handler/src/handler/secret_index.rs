@@ -7,7 +7,13 @@
 //! [`SecretIndex::components_for`].
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use componentkit::crd::Component;
+use kube::ResourceExt;
+
+use crate::config::HelmConfig;
+use crate::credentials::CredentialResolver;
 
 /// A namespaced object name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -117,6 +123,52 @@ impl SecretIndex {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// The Components to re-reconcile when Secret `namespace/name` changed. Components not
+    /// yet seen by this process (e.g. `Ready` ones after a restart) are indexed from
+    /// `components` (the controller's store) first.
+    pub fn secret_changed(
+        &self,
+        resolver: &CredentialResolver,
+        components: &[Arc<Component>],
+        namespace: &str,
+        name: &str,
+    ) -> Vec<ObjectKey> {
+        self.index_unseen(resolver, components);
+        self.components_for(namespace, name)
+    }
+
+    /// The Components to re-reconcile when ConfigMap `namespace/name` changed (`valuesFrom`).
+    pub fn config_map_changed(
+        &self,
+        resolver: &CredentialResolver,
+        components: &[Arc<Component>],
+        namespace: &str,
+        name: &str,
+    ) -> Vec<ObjectKey> {
+        self.index_unseen(resolver, components);
+        self.components_for_config_map(namespace, name)
+    }
+
+    /// Indexes the helm Components this process has not seen yet.
+    fn index_unseen(&self, resolver: &CredentialResolver, components: &[Arc<Component>]) {
+        for c in components {
+            if c.spec.handler != componentkit::names::HELM_HANDLER {
+                continue;
+            }
+            let ns = c.namespace().unwrap_or_default();
+            let key = ObjectKey::new(ns.clone(), c.name_any());
+            if self.contains(&key) {
+                continue;
+            }
+            let empty = serde_json::Value::Object(Default::default());
+            let objects = match HelmConfig::parse(c.spec.config.as_ref().unwrap_or(&empty), &ns) {
+                Ok(config) => super::referenced_objects(resolver, &ns, &config),
+                Err(_) => Default::default(),
+            };
+            self.set(key, objects.secrets, objects.config_maps);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -165,5 +217,92 @@ mod tests {
         idx.remove(&ObjectKey::new("a", "web"));
         idx.remove(&ObjectKey::new("b", "db"));
         assert!(idx.is_empty());
+    }
+
+    fn component(ns: &str, name: &str, handler: &str, config: serde_json::Value) -> Arc<Component> {
+        Arc::new(componentkit::memory::component(ns, name, handler, config))
+    }
+
+    #[test]
+    fn secret_changes_map_to_the_components_that_reference_them() {
+        let resolver = CredentialResolver::new("deployment-system");
+        let index = SecretIndex::new();
+        let source = |secret: serde_json::Value| {
+            serde_json::json!({
+                "releaseName": "web",
+                "source": {"type": "oci", "chart": "oci://r.example/c/web:1.0.0",
+                           "authentication": {"method": "registry", "secretRef": secret}}
+            })
+        };
+        let components = vec![
+            component(
+                "a",
+                "web",
+                "helm",
+                source(serde_json::json!({"name": "creds"})),
+            ),
+            component(
+                "b",
+                "db",
+                "helm",
+                source(serde_json::json!({"name": "creds", "namespace": "deployment-system"})),
+            ),
+            component(
+                "c",
+                "other",
+                "kustomize",
+                source(serde_json::json!({"name": "creds"})),
+            ),
+            component("d", "broken", "helm", serde_json::json!({"releaseName": 1})),
+        ];
+        let hits = index.secret_changed(&resolver, &components, "deployment-system", "creds");
+        assert_eq!(
+            hits,
+            vec![ObjectKey::new("a", "web"), ObjectKey::new("b", "db")]
+        );
+        let hits = index.secret_changed(&resolver, &components, "a", "creds");
+        assert_eq!(hits, vec![ObjectKey::new("a", "web")]);
+        assert!(
+            index
+                .secret_changed(&resolver, &components, "c", "creds")
+                .is_empty()
+        );
+        // Indexed once: helm Components only, the broken one with no Secrets.
+        assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn config_map_and_values_secret_changes_map_to_their_components() {
+        let resolver = CredentialResolver::new("deployment-system");
+        let index = SecretIndex::new();
+        let config = serde_json::json!({
+            "releaseName": "web",
+            "valuesFrom": [{"kind": "ConfigMap", "name": "env"}, {"kind": "Secret", "name": "vals"}],
+            "source": {"type": "oci", "chart": "oci://r.example/c/web:1.0.0"}
+        });
+        let components = vec![
+            component("a", "web", "helm", config.clone()),
+            component("b", "web", "kustomize", config),
+        ];
+        let web = vec![ObjectKey::new("a", "web")];
+        assert_eq!(
+            index.config_map_changed(&resolver, &components, "a", "env"),
+            web
+        );
+        assert_eq!(
+            index.secret_changed(&resolver, &components, "a", "vals"),
+            web
+        );
+        // Values sources live in the Component's namespace only.
+        assert!(
+            index
+                .config_map_changed(&resolver, &components, "deployment-system", "env")
+                .is_empty()
+        );
+        assert!(
+            index
+                .config_map_changed(&resolver, &components, "a", "vals")
+                .is_empty()
+        );
     }
 }
