@@ -111,28 +111,114 @@ struct RequirementsYaml {
     dependencies: Option<Vec<Dependency>>,
 }
 
-/// Checks the chart archive at `path` (see the module docs).
+/// Checks the chart archive at `path` (see the module docs): entry rules while the archive
+/// streams by, then Chart.yaml, then the dependencies.
 pub fn check_archive(path: &Path, limits: &ArchiveLimits) -> Result<ChartMeta> {
+    let refuse = Refusal { path };
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let compressed_bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let fail = |entry: &str, message: String| Error::Integrity {
-        target: if entry.is_empty() {
-            format!("chart archive {}", path.display())
-        } else {
-            format!("chart archive {} entry `{entry}`", path.display())
-        },
-        message,
-    };
     if compressed_bytes > limits.max_compressed_bytes {
-        return Err(fail(
-            "",
-            format!(
-                "archive is {compressed_bytes} bytes, over the limit of {}",
-                limits.max_compressed_bytes
-            ),
-        ));
+        return Err(refuse.archive(format!(
+            "archive is {compressed_bytes} bytes, over the limit of {}",
+            limits.max_compressed_bytes
+        )));
+    }
+    let contents = read_entries(file, path, limits, &refuse)?;
+    let chart = chart_yaml(&contents, &refuse)?;
+    check_dependencies(&contents.packaged, &chart.dependencies, &refuse)?;
+    Ok(ChartMeta {
+        name: chart.name,
+        version: chart.version,
+        api_version: chart.api_version,
+        app_version: chart.app_version,
+        dependencies: chart.dependencies,
+        digest: contents.digest,
+        compressed_bytes,
+        total_bytes: contents.total_bytes,
+    })
+}
+
+/// Builds the integrity errors of one archive, naming the entry concerned.
+struct Refusal<'a> {
+    path: &'a Path,
+}
+
+impl Refusal<'_> {
+    fn entry(&self, entry: &str, message: String) -> Error {
+        Error::Integrity {
+            target: format!("chart archive {} entry `{entry}`", self.path.display()),
+            message,
+        }
     }
 
+    fn archive(&self, message: String) -> Error {
+        Error::Integrity {
+            target: format!("chart archive {}", self.path.display()),
+            message,
+        }
+    }
+}
+
+/// What the entry pass keeps of an archive.
+struct Contents {
+    /// `Chart.yaml` and `requirements.yaml`: (entry name as written, bytes).
+    chart_yaml: Option<(String, Vec<u8>)>,
+    requirements_yaml: Option<(String, Vec<u8>)>,
+    /// Under `charts/`: directory names (`redis/`) and file names (`redis-1.0.0.tgz`).
+    packaged: BTreeSet<String>,
+    /// Sum of the files' decompressed sizes.
+    total_bytes: u64,
+    /// sha256 of the whole archive file.
+    digest: Digest,
+}
+
+/// How helm's loader treats one tar entry.
+enum EntryKind {
+    /// Directories and pax headers: skipped, as helm does.
+    Skipped,
+    /// A file of the chart.
+    File,
+}
+
+/// The entry-type rules: helm's skips, and what this check refuses that helm reads as empty
+/// files (links, devices, FIFOs).
+fn entry_kind<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    raw_name: &str,
+) -> std::result::Result<EntryKind, String> {
+    let header = entry.header();
+    let kind = header.entry_type();
+    // Helm skips directories (as Go's `FileInfo().IsDir()` sees them) and pax headers.
+    let is_dir = kind.is_dir()
+        || (header.as_old().linkflag == [0] && raw_name.ends_with('/'))
+        || header.mode().is_ok_and(|m| m & 0o170_000 == 0o040_000);
+    if is_dir || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+        return Ok(EntryKind::Skipped);
+    }
+    if kind.is_symlink() || kind.is_hard_link() {
+        let target = entry
+            .link_name_bytes()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        return Err(format!(
+            "links are not allowed in a chart (points to `{target}`)"
+        ));
+    }
+    if !(kind.is_file() || kind.is_gnu_sparse() || kind == tar::EntryType::Continuous) {
+        return Err(format!("entry type {kind:?} is not allowed in a chart"));
+    }
+    Ok(EntryKind::File)
+}
+
+/// One streaming pass over the archive: hashes the compressed bytes, bounds the
+/// decompressed stream, applies the entry, path and size rules, and keeps what the later
+/// checks need.
+fn read_entries(
+    file: File,
+    path: &Path,
+    limits: &ArchiveLimits,
+    refuse: &Refusal<'_>,
+) -> Result<Contents> {
     let hashing = HashingReader {
         inner: BufReader::new(file),
         hasher: Hasher::new(),
@@ -145,54 +231,31 @@ pub fn check_archive(path: &Path, limits: &ArchiveLimits) -> Result<ChartMeta> {
     let mut archive = tar::Archive::new(decoder);
     let not_tgz = |e: io::Error| {
         if e.kind() == io::ErrorKind::FileTooLarge {
-            fail(
-                "",
-                format!("decompressed archive is larger than {stream_bound} bytes"),
-            )
+            refuse.archive(format!(
+                "decompressed archive is larger than {stream_bound} bytes"
+            ))
         } else {
-            fail("", format!("not a gzip-compressed tar archive: {e}"))
+            refuse.archive(format!("not a gzip-compressed tar archive: {e}"))
         }
     };
 
     let mut files = 0u64;
     let mut remaining = limits.max_total_bytes;
-    let mut chart_yaml: Option<(String, Vec<u8>)> = None;
-    let mut requirements_yaml: Option<(String, Vec<u8>)> = None;
-    // Under `charts/`: directory names (`redis/`) and file names (`redis-1.0.0.tgz`).
-    let mut packaged: BTreeSet<String> = BTreeSet::new();
-
+    let mut chart_yaml = None;
+    let mut requirements_yaml = None;
+    let mut packaged = BTreeSet::new();
     for entry in archive.entries().map_err(not_tgz)? {
         let mut entry = entry.map_err(not_tgz)?;
         let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let header = entry.header();
-        let kind = header.entry_type();
-        // Helm skips directories (as Go's `FileInfo().IsDir()` sees them) and pax headers.
-        let is_dir = kind.is_dir()
-            || (header.as_old().linkflag == [0] && raw_name.ends_with('/'))
-            || header.mode().is_ok_and(|m| m & 0o170_000 == 0o040_000);
-        if is_dir || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
-            continue;
+        match entry_kind(&entry, &raw_name).map_err(|why| refuse.entry(&raw_name, why))? {
+            EntryKind::Skipped => continue,
+            EntryKind::File => {}
         }
-        if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            return Err(fail(
-                &raw_name,
-                format!("links are not allowed in a chart (points to `{target}`)"),
-            ));
-        }
-        if !(kind.is_file() || kind.is_gnu_sparse() || kind == tar::EntryType::Continuous) {
-            return Err(fail(
-                &raw_name,
-                format!("entry type {kind:?} is not allowed in a chart"),
-            ));
-        }
-        let name = chart_file_name(&raw_name).map_err(|why| fail(&raw_name, why.to_string()))?;
+        let name =
+            chart_file_name(&raw_name).map_err(|why| refuse.entry(&raw_name, why.to_string()))?;
         let size = entry.size();
         remaining = helm_rules::charge(remaining, size, limits.max_file_bytes).map_err(|why| {
-            fail(
+            refuse.entry(
                 &raw_name,
                 match why {
                     SizeRefusal::File => format!(
@@ -235,26 +298,44 @@ pub fn check_archive(path: &Path, limits: &ArchiveLimits) -> Result<ChartMeta> {
     // Hash the rest of the file (gzip trailer, any trailing bytes).
     let mut hashing = archive.into_inner().inner.into_inner();
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io(path, e))?;
-    let digest = hashing.hasher.finish();
-
     if files == 0 {
-        return Err(fail("", "no files in chart archive".into()));
+        return Err(refuse.archive("no files in chart archive".into()));
     }
-    let Some((chart_yaml_name, chart_yaml)) = chart_yaml else {
-        return Err(fail("Chart.yaml", "Chart.yaml is missing".into()));
+    Ok(Contents {
+        chart_yaml,
+        requirements_yaml,
+        packaged,
+        total_bytes: limits.max_total_bytes - remaining,
+        digest: hashing.hasher.finish(),
+    })
+}
+
+/// What `Chart.yaml` (and, for apiVersion v1, `requirements.yaml`) declare.
+struct ChartDeclaration {
+    name: String,
+    version: String,
+    api_version: String,
+    app_version: Option<String>,
+    dependencies: Vec<Dependency>,
+}
+
+/// The metadata rules: `Chart.yaml` present and parsed, with `name` and `version`.
+fn chart_yaml(contents: &Contents, refuse: &Refusal<'_>) -> Result<ChartDeclaration> {
+    let Some((chart_yaml_name, chart_yaml)) = &contents.chart_yaml else {
+        return Err(refuse.entry("Chart.yaml", "Chart.yaml is missing".into()));
     };
-    let parsed: ChartYaml = crate::yaml::from_slice(strip_bom(&chart_yaml))
-        .map_err(|e| fail(&chart_yaml_name, format!("invalid YAML: {e}")))?;
+    let parsed: ChartYaml = crate::yaml::from_slice(strip_bom(chart_yaml))
+        .map_err(|e| refuse.entry(chart_yaml_name, format!("invalid YAML: {e}")))?;
     let name = parsed
         .name
         .filter(|n| !n.trim().is_empty())
-        .ok_or_else(|| fail(&chart_yaml_name, "`name` is missing".into()))?;
+        .ok_or_else(|| refuse.entry(chart_yaml_name, "`name` is missing".into()))?;
     let version = parsed
         .version
         .as_ref()
         .and_then(crate::yaml::scalar_text)
         .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| fail(&chart_yaml_name, "`version` is missing".into()))?;
+        .ok_or_else(|| refuse.entry(chart_yaml_name, "`version` is missing".into()))?;
     let api_version = parsed.api_version.unwrap_or_else(|| "v1".to_string());
     let app_version = parsed
         .app_version
@@ -264,39 +345,46 @@ pub fn check_archive(path: &Path, limits: &ArchiveLimits) -> Result<ChartMeta> {
     let mut dependencies = parsed.dependencies.unwrap_or_default();
     if api_version == "v1"
         && dependencies.is_empty()
-        && let Some((req_name, req)) = requirements_yaml
+        && let Some((req_name, req)) = &contents.requirements_yaml
     {
-        let parsed: RequirementsYaml = crate::yaml::from_slice(strip_bom(&req))
-            .map_err(|e| fail(&req_name, format!("invalid YAML: {e}")))?;
+        let parsed: RequirementsYaml = crate::yaml::from_slice(strip_bom(req))
+            .map_err(|e| refuse.entry(req_name, format!("invalid YAML: {e}")))?;
         dependencies = parsed.dependencies.unwrap_or_default();
     }
-    for dep in &dependencies {
-        if !dependency_present(&packaged, &dep.name) {
-            return Err(fail(
-                "charts/",
-                format!(
-                    "dependency `{}`{} declared in Chart.yaml is not packaged under charts/ \
-                     (run `helm dependency build` before packaging)",
-                    dep.name,
-                    dep.version
-                        .as_deref()
-                        .map(|v| format!(" {v}"))
-                        .unwrap_or_default()
-                ),
-            ));
-        }
-    }
-
-    Ok(ChartMeta {
+    Ok(ChartDeclaration {
         name,
         version,
         api_version,
         app_version,
         dependencies,
-        digest,
-        compressed_bytes,
-        total_bytes: limits.max_total_bytes - remaining,
     })
+}
+
+/// The dependency rule: every declared dependency is packaged under `charts/` (nothing is
+/// fetched later, so a `condition` does not make one optional).
+fn check_dependencies(
+    packaged: &BTreeSet<String>,
+    dependencies: &[Dependency],
+    refuse: &Refusal<'_>,
+) -> Result<()> {
+    match dependencies
+        .iter()
+        .find(|dep| !dependency_present(packaged, &dep.name))
+    {
+        None => Ok(()),
+        Some(dep) => Err(refuse.entry(
+            "charts/",
+            format!(
+                "dependency `{}`{} declared in Chart.yaml is not packaged under charts/ \
+                 (run `helm dependency build` before packaging)",
+                dep.name,
+                dep.version
+                    .as_deref()
+                    .map(|v| format!(" {v}"))
+                    .unwrap_or_default()
+            ),
+        )),
+    }
 }
 
 /// [`check_archive`] on a blocking thread (it reads and inflates the whole archive); an
