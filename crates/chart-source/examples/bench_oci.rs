@@ -61,7 +61,7 @@ fn source(
         tls: TlsOptions::default(),
         verify: None,
     };
-    Ok(OciSource::new(spec, SourceAuth::default(), cache.clone())?.with_clients(pool.clone()))
+    OciSource::in_pool(spec, SourceAuth::default(), cache.clone(), pool.clone())
 }
 
 #[tokio::main(flavor = "current_thread")]

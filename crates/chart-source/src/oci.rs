@@ -87,10 +87,20 @@ impl std::fmt::Debug for OciSource {
 }
 
 impl OciSource {
-    /// Checks the TLS settings and takes the credentials; the client itself comes from a
-    /// private pool (see [`OciSource::with_clients`]) at the first request. A CA bundle
-    /// without a PEM certificate is a config error.
+    /// [`OciSource::in_pool`] with a pool of its own (a source used alone).
     pub fn new(spec: OciSourceSpec, auth: SourceAuth, cache: Arc<ChartCache>) -> Result<OciSource> {
+        Self::in_pool(spec, auth, cache, Arc::new(OciClients::new(1)))
+    }
+
+    /// Checks the TLS settings and takes the credentials; the client itself is taken from
+    /// `clients`, shared with other sources (the controller's pool), at the first request.
+    /// A CA bundle without a PEM certificate is a config error.
+    pub fn in_pool(
+        spec: OciSourceSpec,
+        auth: SourceAuth,
+        cache: Arc<ChartCache>,
+        clients: Arc<OciClients>,
+    ) -> Result<OciSource> {
         let tls = TlsSettings::new(spec.tls.insecure_skip_tls_verify, auth.ca_pem.as_deref())?;
         let client_key = ClientKey {
             plain_http: spec.plain_http,
@@ -128,7 +138,7 @@ impl OciSource {
         Ok(OciSource {
             cosign_keys: auth.cosign_keys.filter(|_| spec.verify.is_some()),
             spec,
-            clients: Arc::new(OciClients::new(1)),
+            clients,
             client_key,
             tls,
             client: OnceLock::new(),
@@ -178,12 +188,6 @@ impl OciSource {
                 }))
             })
             .await
-    }
-
-    /// Takes clients from `clients`, shared with other sources (the controller's pool).
-    pub fn with_clients(mut self, clients: Arc<OciClients>) -> Self {
-        self.clients = clients;
-        self
     }
 
     /// The client for this source's TLS settings and credentials.
@@ -652,36 +656,6 @@ fn classify_transport(err: &(dyn StdError + 'static), target: String) -> Error {
         Error::Network {
             target,
             message: format!("{what} ({detail})"),
-        }
-    }
-}
-
-/// Registers OCI sources in [`crate::registry::SourceRegistry`].
-pub struct OciFactory;
-
-impl crate::registry::SourceFactory for OciFactory {
-    fn type_name(&self) -> &'static str {
-        "oci"
-    }
-
-    fn build(
-        &self,
-        spec: &crate::spec::SourceSpec,
-        auth: SourceAuth,
-        ctx: &crate::registry::SourceContext,
-    ) -> Result<Box<dyn ChartSource>> {
-        match spec {
-            crate::spec::SourceSpec::Oci(spec) => Ok(Box::new(
-                OciSource::new(spec.clone(), auth, ctx.cache.clone())?
-                    .with_clients(ctx.oci.clone()),
-            )),
-            other => Err(Error::config(
-                "source.type",
-                format!(
-                    "the oci factory cannot build a `{}` source",
-                    other.type_name()
-                ),
-            )),
         }
     }
 }

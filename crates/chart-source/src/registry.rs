@@ -1,13 +1,15 @@
-//! The source registry: one factory per source type, routing a [`SourceSpec`] to it.
+//! The source registry: builds the [`ChartSource`] of a [`SourceSpec`] over the shared
+//! context.
 //!
-//! Adding a source type is one module (with its spec variant and a [`SourceFactory`]) plus
-//! one registration line in [`SourceRegistry::new`].
+//! Adding a source type is one module plus its spec variant; the `match` in
+//! [`SourceRegistry::build`] then does not compile until the variant is built.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::cache::ChartCache;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::http::HttpSource;
+use crate::oci::OciSource;
 use crate::source::{ChartSource, SourceAuth};
 use crate::spec::SourceSpec;
 
@@ -33,42 +35,15 @@ impl SourceContext {
     }
 }
 
-/// Builds the [`ChartSource`] of one source type.
-pub trait SourceFactory: Send + Sync {
-    /// The `source.type` this factory serves (`SourceSpec::type_name`).
-    fn type_name(&self) -> &'static str;
-
-    /// Builds a source for `spec`, which is of this factory's type.
-    fn build(
-        &self,
-        spec: &SourceSpec,
-        auth: SourceAuth,
-        ctx: &SourceContext,
-    ) -> Result<Box<dyn ChartSource>>;
-}
-
-/// Routes source specs to their factories.
+/// Builds sources over one [`SourceContext`].
 pub struct SourceRegistry {
     ctx: SourceContext,
-    factories: HashMap<&'static str, Box<dyn SourceFactory>>,
 }
 
 impl SourceRegistry {
-    /// A registry with every built-in source type.
+    /// A registry of every built-in source type.
     pub fn new(ctx: SourceContext) -> Self {
-        let mut registry = SourceRegistry {
-            ctx,
-            factories: HashMap::new(),
-        };
-        registry.register(crate::oci::OciFactory);
-        registry.register(crate::http::HttpFactory);
-        registry
-    }
-
-    /// Adds (or replaces) the factory for its type.
-    pub fn register(&mut self, factory: impl SourceFactory + 'static) {
-        self.factories
-            .insert(factory.type_name(), Box::new(factory));
+        SourceRegistry { ctx }
     }
 
     pub fn context(&self) -> &SourceContext {
@@ -79,20 +54,23 @@ impl SourceRegistry {
         &self.ctx.cache
     }
 
-    /// Builds the source for `spec` with its resolved secrets.
+    /// Builds the source for `spec` with its resolved secrets; sources of a type share the
+    /// context's state (OCI client pool, HTTP index cache).
     pub fn build(&self, spec: &SourceSpec, auth: SourceAuth) -> Result<Box<dyn ChartSource>> {
-        let type_name = spec.type_name();
-        let factory = self.factories.get(type_name).ok_or_else(|| {
-            let mut known: Vec<_> = self.factories.keys().copied().collect();
-            known.sort_unstable();
-            Error::config(
-                "source.type",
-                format!(
-                    "source type `{type_name}` is not available (known: {})",
-                    known.join(", ")
-                ),
-            )
-        })?;
-        factory.build(spec, auth, &self.ctx)
+        let ctx = &self.ctx;
+        Ok(match spec {
+            SourceSpec::Oci(spec) => Box::new(OciSource::in_pool(
+                spec.clone(),
+                auth,
+                ctx.cache.clone(),
+                ctx.oci.clone(),
+            )?),
+            SourceSpec::Http(spec) => Box::new(HttpSource::new(
+                spec.clone(),
+                auth,
+                ctx.cache.clone(),
+                ctx.http.clone(),
+            )?),
+        })
     }
 }

@@ -325,18 +325,20 @@ async fn private_chart_in_the_shared_cache_needs_the_registry_to_accept_the_cred
     let manifest = f.registry.push(&tgz, "team/charts").unwrap();
     let pool = Arc::new(OciClients::default());
     let tagged = f.registry.oci_ref("team/charts/app", "1.0.0");
-    let first = OciSource::new(spec(&tagged, true), basic(&f), f.cache.clone())
-        .unwrap()
-        .with_clients(pool.clone())
-        .locate()
-        .await
-        .unwrap();
+    let first = OciSource::in_pool(
+        spec(&tagged, true),
+        basic(&f),
+        f.cache.clone(),
+        pool.clone(),
+    )
+    .unwrap()
+    .locate()
+    .await
+    .unwrap();
     assert!(!first.cache_hit);
     let pinned = format!("{}@{manifest}", f.registry.oci_base("team/charts/app"));
     let pinned_source = |auth: SourceAuth| {
-        OciSource::new(spec(&pinned, true), auth, f.cache.clone())
-            .unwrap()
-            .with_clients(pool.clone())
+        OciSource::in_pool(spec(&pinned, true), auth, f.cache.clone(), pool.clone()).unwrap()
     };
 
     // Anonymous and wrong credentials: refused by the registry, not served from the cache.

@@ -14,4 +14,4 @@ pub mod source;
 pub use client::{HttpLimits, HttpShared, HttpStats};
 pub use constraint::Constraint;
 pub use index::{IndexEntry, RepoIndex};
-pub use source::{HttpFactory, HttpSource};
+pub use source::HttpSource;

@@ -284,37 +284,3 @@ impl ChartSource for HttpSource {
         )
     }
 }
-
-/// Registers HTTP sources in [`crate::registry::SourceRegistry`]; the sources share the
-/// context's [`HttpShared`] (`SourceContext::http`: index cache, clients, counters).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HttpFactory;
-
-impl crate::registry::SourceFactory for HttpFactory {
-    fn type_name(&self) -> &'static str {
-        "http"
-    }
-
-    fn build(
-        &self,
-        spec: &crate::spec::SourceSpec,
-        auth: SourceAuth,
-        ctx: &crate::registry::SourceContext,
-    ) -> Result<Box<dyn ChartSource>> {
-        match spec {
-            crate::spec::SourceSpec::Http(spec) => Ok(Box::new(HttpSource::new(
-                spec.clone(),
-                auth,
-                ctx.cache.clone(),
-                ctx.http.clone(),
-            )?)),
-            other => Err(Error::config(
-                "source.type",
-                format!(
-                    "the http factory cannot build a `{}` source",
-                    other.type_name()
-                ),
-            )),
-        }
-    }
-}
