@@ -28,6 +28,7 @@
 
 pub mod drift_probe;
 pub mod namespaces;
+pub mod plan;
 pub mod readiness;
 pub mod secret_index;
 pub mod service_accounts;
@@ -52,6 +53,7 @@ use crate::identity::{Identity, ServiceAccountName, TenancyPolicy};
 use crate::metrics::{Metrics, Operation, ReconcileResult, ReleaseOperation};
 use crate::values_from::{self, ValuesObjects};
 
+use self::plan::{Before, ReleaseAction};
 pub use self::secret_index::{ObjectKey, SecretIndex};
 pub use self::status::{ChartStatus, DesiredState, HandlerStatus, values_hash};
 
@@ -477,11 +479,10 @@ impl HelmHandler {
             values_hash: &hash,
         };
         let previous = HandlerStatus::from_value(cx.handler_status.as_ref());
+        let before = Before::of(previous.as_ref(), &desired);
 
         // A renamed or moved release: remove the old one first.
-        if let Some(prev) = &previous
-            && (prev.release_name != release_name || prev.release_namespace != namespace)
-        {
+        if let Before::Moved(prev) = before {
             tracing::info!(
                 old = %format!("{}/{}", prev.release_namespace, prev.release_name),
                 new = %format!("{namespace}/{release_name}"),
@@ -505,13 +506,11 @@ impl HelmHandler {
 
         let release = Release::new(&release_name, &namespace).acting_as(identity.clone());
         let mut current = self.engine.status(&release).await?;
-        let ours = previous
-            .as_ref()
-            .is_some_and(|p| p.release_name == release_name && p.release_namespace == namespace);
         if let Some(cur) = &current
             && cur.status.is_pending()
         {
-            self.unblock_pending(&release, cur, ours).await?;
+            self.unblock_pending(&release, cur, before.same().is_some())
+                .await?;
             current = self.engine.status(&release).await?;
             if let Some(cur) = &current
                 && cur.status.is_pending()
@@ -525,36 +524,34 @@ impl HelmHandler {
                 ));
             }
         }
-        if let (Some(prev), Some(cur)) = (&previous, &current)
-            && prev.same_desired_state(&desired)
-            && cur.status == ReleaseStatus::Deployed
-        {
-            tracing::debug!(release = %release_name, revision = cur.revision, "desired state unchanged; no upgrade");
-            return self
-                .observe_release(cx, &release, Some(&config.drift_detection), current)
-                .await;
-        }
-        // Never take over a release another Component deployed: two Components would fight.
         let this = format!("{}/{}", cx.namespace(), cx.name());
-        if let Some(cur) = &current
-            && previous
-                .as_ref()
-                .is_none_or(|p| p.release_name != release_name || p.release_namespace != namespace)
-            && let Some(owner) = cur.description.strip_prefix(RELEASE_DESCRIPTION_PREFIX)
-            && owner != this
-        {
-            return Err(Failure::new(
-                ErrorCategory::Config,
-                format!(
-                    "release {namespace}/{release_name} belongs to Component {owner}; choose another releaseName (or uninstall it: helm uninstall {release_name} -n {namespace})"
-                ),
-            ));
-        }
+        let (operation, server_side_apply) = match plan::plan(
+            before,
+            current.as_ref(),
+            &desired,
+            &this,
+        ) {
+            ReleaseAction::Observe => {
+                tracing::debug!(release = %release_name, "desired state unchanged; no upgrade");
+                return self
+                    .observe_release(cx, &release, Some(&config.drift_detection), current)
+                    .await;
+            }
+            ReleaseAction::Refuse { owner } => {
+                return Err(Failure::new(
+                    ErrorCategory::Config,
+                    format!(
+                        "release {namespace}/{release_name} belongs to Component {owner}; choose another releaseName (or uninstall it: helm uninstall {release_name} -n {namespace})"
+                    ),
+                ));
+            }
+            ReleaseAction::Deploy {
+                operation,
+                server_side_apply,
+            } => (operation, server_side_apply),
+        };
 
-        let same_ns_prev = previous
-            .as_ref()
-            .filter(|p| p.release_namespace == namespace);
-        let mut namespace_created = same_ns_prev.is_some_and(|p| p.namespace_created);
+        let mut namespace_created = before.namespace_created(&desired);
         if config.manage_namespace && !self.namespaces.exists(&namespace).await? {
             self.namespaces
                 .create(&identity, &namespace)
@@ -564,7 +561,7 @@ impl HelmHandler {
             tracing::info!(namespace = %namespace, "namespace created");
         }
 
-        let mut status = match same_ns_prev.filter(|p| p.release_name == release_name) {
+        let mut status = match before.same() {
             Some(p) => p.clone(),
             None => HandlerStatus {
                 release_name: release_name.clone(),
@@ -578,15 +575,6 @@ impl HelmHandler {
             Identity::ServiceAccount { name, .. } => Some(name.to_string()),
         };
 
-        let operation = if current.is_some() {
-            ReleaseOperation::upgrade
-        } else {
-            ReleaseOperation::install
-        };
-        // helm 4 applies a new release server-side, and an existing one as it was applied.
-        let server_side_apply = current
-            .as_ref()
-            .is_none_or(|cur| cur.apply_method.as_deref() == Some("ssa"));
         let options = UpgradeOptions {
             server_side_apply,
             // helm's own namespace creation only as the controller: the handler created it
