@@ -56,6 +56,7 @@ use crate::values_from::{self, ValuesObjects};
 use self::plan::{Before, ReleaseAction};
 pub use self::secret_index::{ObjectKey, SecretIndex};
 pub use self::status::{ChartStatus, DesiredState, HandlerStatus, values_hash};
+use crate::helm::metered::Metered;
 
 /// Start of the description helm records for each revision the handler deploys, followed
 /// by `namespace/name` of the Component; marks which Component owns a release.
@@ -261,7 +262,7 @@ impl HelmHandler {
     pub fn new(parts: HelmHandlerParts) -> Self {
         Self {
             stale_pending_after: DEFAULT_STALE_PENDING_AFTER,
-            engine: parts.engine,
+            engine: Arc::new(Metered::new(parts.engine, parts.metrics.clone())),
             readiness: parts.readiness,
             drift: parts.drift,
             namespaces: parts.namespaces,
@@ -495,8 +496,6 @@ impl HelmHandler {
                         .acting_as(identity.clone()),
                 )
                 .await;
-            self.metrics
-                .observe_release(ReleaseOperation::uninstall, removed.is_ok());
             removed.map_err(|e| Failure::from(e).context("uninstall of the previous release"))?;
             if prev.namespace_created && prev.release_namespace != namespace {
                 self.remove_namespace_if_empty(&identity, &prev.release_namespace)
@@ -577,6 +576,7 @@ impl HelmHandler {
 
         let options = UpgradeOptions {
             server_side_apply,
+            installs: operation == ReleaseOperation::install,
             // helm's own namespace creation only as the controller: the handler created it
             // already (as the identity), and helm would create it even when it exists — which
             // a tenant without cluster-scoped rights is refused.
@@ -588,7 +588,6 @@ impl HelmHandler {
             .engine
             .upgrade_install(&release, &located.path, values.as_map(), &options)
             .await;
-        self.metrics.observe_release(operation, result.is_ok());
         let info = match result {
             Ok(info) => info,
             Err(f) => {
@@ -665,18 +664,17 @@ impl HelmHandler {
         }
         if cur.status == ReleaseStatus::PendingInstall && cur.revision <= 1 {
             tracing::warn!(release = %release, status = %cur.status, "release stuck in a pending install; uninstalling it to install again");
-            let removed = self.engine.uninstall(release).await;
-            self.metrics
-                .observe_release(ReleaseOperation::uninstall, removed.is_ok());
-            removed
+            self.engine
+                .uninstall(release)
+                .await
                 .map(drop)
                 .map_err(|e| Failure::from(e).context("uninstall of a stuck pending install"))
         } else {
             tracing::warn!(release = %release, status = %cur.status, revision = cur.revision, "release stuck in a pending operation; rolling back to its previous revision");
-            let rolled = self.engine.rollback(release, None).await;
-            self.metrics
-                .observe_release(ReleaseOperation::rollback, rolled.is_ok());
-            rolled.map_err(|e| Failure::from(e).context("rollback of a stuck pending release"))
+            self.engine
+                .rollback(release, None)
+                .await
+                .map_err(|e| Failure::from(e).context("rollback of a stuck pending release"))
         }
     }
 
@@ -906,10 +904,8 @@ impl HelmHandler {
         if !self.deployed_by(cx, &target.release(&identity)).await? {
             return self.forget(cx);
         }
-        let removed = self.engine.uninstall(&target.release(&identity)).await;
-        self.metrics
-            .observe_release(ReleaseOperation::uninstall, removed.is_ok());
-        if removed? == UninstallOutcome::Uninstalled {
+        if self.engine.uninstall(&target.release(&identity)).await? == UninstallOutcome::Uninstalled
+        {
             tracing::info!(release = %target.name, namespace = %target.namespace, identity = %identity, "release uninstalled");
         }
         self.check_deleted_target(cx, &target, &identity).await

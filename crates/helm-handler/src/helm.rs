@@ -38,6 +38,7 @@ use tokio::process::Command;
 pub mod command;
 pub mod errors;
 pub mod locks;
+pub mod metered;
 pub mod records;
 pub mod release;
 pub mod stop;
@@ -133,6 +134,8 @@ pub struct UpgradeOptions {
     /// finds nothing server-side apply does not ("field not declared in schema" either way).
     /// Ignored for helm 3 (client-side apply: its validation is the schema check).
     pub server_side_apply: bool,
+    /// No release exists: helm installs it (counted as an install, not an upgrade).
+    pub installs: bool,
 }
 
 /// The operations the handler needs; [`HelmEngine`] implements it over the helm binary,
