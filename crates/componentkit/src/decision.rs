@@ -11,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::clock;
 use crate::crd::{Component, Phase};
-use crate::handler::{ErrorCategory, Outcome, RetryClass};
+use crate::handler::{Outcome, RetryClass};
 use crate::names;
 
 /// What the engine knows about a Component at the start of a step.
@@ -147,20 +147,7 @@ pub fn facts(c: &Component, handler: &str, now: Timestamp, poked: bool) -> Facts
         .annotations
         .as_ref()
         .and_then(|a| a.get(names::RETRY_ANNOTATION));
-    let timeout = match phase {
-        Phase::Deploying => Some(
-            c.spec
-                .deployment_timeout()
-                .unwrap_or(crate::crd::DEFAULT_DEPLOYMENT_TIMEOUT),
-        ),
-        Phase::Terminating => Some(
-            c.spec
-                .termination_timeout()
-                .unwrap_or(crate::crd::DEFAULT_TERMINATION_TIMEOUT),
-        ),
-        _ => None,
-    };
-    let timed_out = match (timeout, &status.phase_started_at) {
+    let timed_out = match (phase_timeout(c, phase), &status.phase_started_at) {
         (Some(t), Some(start)) => now >= clock::plus(start.0, t),
         _ => false,
     };
@@ -418,11 +405,21 @@ pub fn after(op: Operation, class: OutcomeClass) -> Next {
     }
 }
 
-/// The phase an operation's failure category is reported under.
-pub fn failure_reason(category: Option<ErrorCategory>, phase: Phase) -> &'static str {
-    match category {
-        Some(c) => c.as_str(),
-        None => phase.as_str(),
+/// How long `phase` may last: deploying and terminating have a timeout (the spec's, or the
+/// default when it is absent or invalid — an invalid one fails the Component on its own).
+pub fn phase_timeout(c: &Component, phase: Phase) -> Option<Duration> {
+    match phase {
+        Phase::Deploying => Some(
+            c.spec
+                .deployment_timeout()
+                .unwrap_or(crate::crd::DEFAULT_DEPLOYMENT_TIMEOUT),
+        ),
+        Phase::Terminating => Some(
+            c.spec
+                .termination_timeout()
+                .unwrap_or(crate::crd::DEFAULT_TERMINATION_TIMEOUT),
+        ),
+        _ => None,
     }
 }
 
@@ -430,16 +427,5 @@ pub fn failure_reason(category: Option<ErrorCategory>, phase: Phase) -> &'static
 pub fn phase_deadline(c: &Component) -> Option<Timestamp> {
     let status = c.status.as_ref()?;
     let start = status.phase_started_at.as_ref()?.0;
-    let timeout: Duration = match status.phase? {
-        Phase::Deploying => c
-            .spec
-            .deployment_timeout()
-            .unwrap_or(crate::crd::DEFAULT_DEPLOYMENT_TIMEOUT),
-        Phase::Terminating => c
-            .spec
-            .termination_timeout()
-            .unwrap_or(crate::crd::DEFAULT_TERMINATION_TIMEOUT),
-        _ => return None,
-    };
-    Some(clock::plus(start, timeout))
+    Some(clock::plus(start, phase_timeout(c, status.phase?)?))
 }

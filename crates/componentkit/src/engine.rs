@@ -15,7 +15,7 @@ use crate::decision::{self, Action, Event, Facts, Next, Operation, OutcomeClass}
 use crate::handler::{ErrorCategory, Handler, HandlerContext, HandlerOutcome, Outcome};
 use crate::mergepatch;
 use crate::names;
-use crate::status;
+use crate::status::{self, PhaseTimer};
 
 /// Engine settings.
 #[derive(Clone, Debug)]
@@ -272,7 +272,7 @@ impl<H: Handler> Engine<H> {
                 st.failure_category = Some(ErrorCategory::Timeout);
                 st.attempts = None;
                 st.next_retry_at = None;
-                status::set_phase(&mut st, phase, now, false);
+                status::set_phase(&mut st, phase, now, PhaseTimer::OnChange);
                 self.write(&c, st, now, None, action).await?;
                 stop(None)
             }
@@ -294,7 +294,7 @@ impl<H: Handler> Engine<H> {
     }
 
     fn mark_claimed(&self, st: &mut ComponentStatus, now: Timestamp) {
-        status::set_phase(st, Phase::Claimed, now, true);
+        status::set_phase(st, Phase::Claimed, now, PhaseTimer::Restart);
         st.claimed_by = Some(self.config.identity.clone());
         st.claimed_at = Some(Time(now));
         st.message = Some(format!("claimed by {}", self.config.identity));
@@ -377,7 +377,7 @@ impl<H: Handler> Engine<H> {
         let mut requeue = None;
         match next {
             Next::Ready => {
-                status::set_phase(&mut st, Phase::Ready, now, fresh);
+                status::set_phase(&mut st, Phase::Ready, now, PhaseTimer::fresh(fresh));
                 st.applied_generation = Some(generation);
                 st.message = Some(format!("generation {generation} is deployed and ready"));
                 st.attempts = None;
@@ -385,7 +385,7 @@ impl<H: Handler> Engine<H> {
                 st.failure_category = None;
             }
             Next::Deploying | Next::Terminating => {
-                status::set_phase(&mut st, working_phase, now, fresh);
+                status::set_phase(&mut st, working_phase, now, PhaseTimer::fresh(fresh));
                 if op == Operation::Apply {
                     st.applied_generation = Some(generation);
                 }
@@ -403,7 +403,7 @@ impl<H: Handler> Engine<H> {
                 requeue = Some(hint);
             }
             Next::Backoff => {
-                status::set_phase(&mut st, working_phase, now, fresh);
+                status::set_phase(&mut st, working_phase, now, PhaseTimer::fresh(fresh));
                 let attempts = st.attempts.unwrap_or(0).saturating_add(1);
                 // Whole seconds: status timestamps are stored with second precision.
                 let delay = ceil_secs(self.config.backoff.delay(attempts.max(1) as u32));
@@ -424,7 +424,7 @@ impl<H: Handler> Engine<H> {
                 } else {
                     Phase::Failed
                 };
-                status::set_phase(&mut st, phase, now, false);
+                status::set_phase(&mut st, phase, now, PhaseTimer::OnChange);
                 st.attempts = None;
                 st.failure_category = category;
                 if next == Next::FailedSlow {

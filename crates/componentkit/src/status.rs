@@ -7,9 +7,29 @@ use crate::crd::{ComponentStatus, Condition, Phase};
 use crate::handler::HandlerCondition;
 use crate::names::{condition, reason};
 
-/// Sets the phase; `phaseStartedAt` restarts when the phase changes or `restart_timer`.
-pub fn set_phase(st: &mut ComponentStatus, phase: Phase, now: Timestamp, restart_timer: bool) {
-    if st.phase != Some(phase) || restart_timer || st.phase_started_at.is_none() {
+/// Whether a phase's timer (`phaseStartedAt`, which its timeout counts from) starts again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseTimer {
+    /// Only when the phase changes.
+    OnChange,
+    /// Even in the same phase: a new generation, a retry, a new claim.
+    Restart,
+}
+
+impl PhaseTimer {
+    /// `Restart` for a fresh operation (a new generation or a retry), else `OnChange`.
+    pub fn fresh(fresh: bool) -> Self {
+        if fresh {
+            PhaseTimer::Restart
+        } else {
+            PhaseTimer::OnChange
+        }
+    }
+}
+
+/// Sets the phase; `phaseStartedAt` restarts when the phase changes or as `timer` says.
+pub fn set_phase(st: &mut ComponentStatus, phase: Phase, now: Timestamp, timer: PhaseTimer) {
+    if st.phase != Some(phase) || timer == PhaseTimer::Restart || st.phase_started_at.is_none() {
         st.phase_started_at = Some(Time(now));
     }
     st.phase = Some(phase);
