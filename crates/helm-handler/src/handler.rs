@@ -29,7 +29,7 @@
 pub mod drift_probe;
 pub mod namespaces;
 pub mod plan;
-pub mod readiness;
+pub mod readiness_probe;
 pub mod secret_index;
 pub mod service_accounts;
 pub mod status;
@@ -121,22 +121,16 @@ impl From<chart_source::Error> for Failure {
     }
 }
 
-/// Readiness of a release's objects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
-    Ready,
-    /// Not ready yet; the reason names the object (`Deployment apps/web: 1/2 replicas ready`).
-    Progressing(String),
-    /// Failed for good (Job failed, Deployment past its progress deadline, …).
-    Failed(String),
-}
+/// Readiness of a release's objects: the judgement of [`crate::readiness`], one type from the
+/// object checks to the handler.
+pub use crate::readiness::Verdict;
 
 /// Observes the objects of a release manifest and judges their readiness.
 #[async_trait]
 pub trait ReadinessProbe: Send + Sync + 'static {
     /// `manifest` is `helm get manifest` output; objects without a namespace live in the
     /// release's namespace (when namespaced). Objects are read as `release.identity`.
-    async fn assess(&self, release: &Release, manifest: &str) -> Result<Readiness, Failure>;
+    async fn assess(&self, release: &Release, manifest: &str) -> Result<Verdict, Failure>;
 }
 
 /// The result of one drift check.
@@ -750,7 +744,7 @@ impl HelmHandler {
             // A re-applied object needs its controller a moment to observe the new
             // generation; judged at once, a Ready release would flip to Deploying and back.
             let settle = Instant::now();
-            while matches!(readiness, Readiness::Progressing(_))
+            while matches!(readiness, Verdict::Progressing { .. })
                 && settle.elapsed() < CORRECTION_SETTLE
             {
                 tokio::time::sleep(CORRECTION_SETTLE / 10).await;
@@ -758,7 +752,7 @@ impl HelmHandler {
             }
         }
         match readiness {
-            Readiness::Ready => match (corrected, drift) {
+            Verdict::Ready => match (corrected, drift) {
                 (Some(outcome), _) => Ok(outcome),
                 (None, Some(d)) if d.mode != DriftMode::Disabled => Ok(self
                     .drift_or_log(cx, release, &manifest, d)
@@ -766,7 +760,7 @@ impl HelmHandler {
                     .unwrap_or_else(HandlerOutcome::done)),
                 _ => Ok(HandlerOutcome::done()),
             },
-            Readiness::Progressing(reason) => Ok(progressing(
+            Verdict::Progressing { reason } => Ok(progressing(
                 REQUEUE_PROGRESSING,
                 format!(
                     "release {namespace}/{name} revision {}: {reason}",
@@ -775,7 +769,7 @@ impl HelmHandler {
             )),
             // Not final: a crash-looping Pod may recover (a dependency comes up). The
             // deployment timeout turns a lasting failure into `Failed`, with this message.
-            Readiness::Failed(reason) => Ok(progressing(
+            Verdict::Failed { reason } => Ok(progressing(
                 REQUEUE_FAILING,
                 format!(
                     "release {namespace}/{name} revision {} is failing: {reason}",

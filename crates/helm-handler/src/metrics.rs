@@ -304,7 +304,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn observe_release(&self, operation: ReleaseOperation, ok: bool) {
+    pub fn count_release_operation(&self, operation: ReleaseOperation, ok: bool) {
         let result = if ok { OkOrError::ok } else { OkOrError::error };
         self.release_operations
             .get_or_create(&ReleaseLabels { operation, result })
@@ -503,7 +503,7 @@ mod tests {
         m.observe_pull("oci", false, 1234);
         m.observe_pull("http", true, 0);
         m.observe_pull_error("oci");
-        m.observe_release(ReleaseOperation::install, true);
+        m.count_release_operation(ReleaseOperation::install, true);
         m.observe_error("network");
         m.leader.set(1);
         m.watch_errors

@@ -9,7 +9,7 @@
 mod handler_support;
 
 use componentkit::handler::{ErrorCategory, Outcome};
-use helm_handler::handler::{HandlerStatus, NamespaceContents, Readiness};
+use helm_handler::handler::{HandlerStatus, NamespaceContents, Verdict};
 use serde_json::json;
 use test_support::{Chart, Registry, RegistryMode};
 
@@ -71,15 +71,15 @@ async fn installs_once_upgrades_only_on_change() {
     }
 
     // check_applied: progressing, then ready.
-    h.readiness.set(Readiness::Progressing(
-        "Deployment/apps/web: 0/1 ready".into(),
-    ));
+    h.readiness.set(Verdict::Progressing {
+        reason: "Deployment/apps/web: 0/1 ready".into(),
+    });
     let out = h.check_applied(&mut c).await;
     match &out {
         Outcome::InProgress { message, .. } => assert!(message.contains("0/1 ready"), "{message}"),
         other => panic!("{other:?}"),
     }
-    h.readiness.set(Readiness::Ready);
+    h.readiness.set(Verdict::Ready);
     assert_eq!(h.check_applied(&mut c).await, Outcome::Done);
 
     // Same desired state again (e.g. a new generation that changed only a timeout): no upgrade.
@@ -438,8 +438,9 @@ async fn failing_objects_keep_the_component_deploying_with_the_reason() {
     let chart = registry.oci_ref("charts/web", "1.0.0");
     let mut c = h.component("apps", "web", oci_config("web", &chart, json!({})));
     h.apply(&mut c).await;
-    h.readiness
-        .set(Readiness::Failed("Pod/apps/web-1: CrashLoopBackOff".into()));
+    h.readiness.set(Verdict::Failed {
+        reason: "Pod/apps/web-1: CrashLoopBackOff".into(),
+    });
     match h.check_applied(&mut c).await {
         Outcome::InProgress { message, .. } => {
             assert!(

@@ -16,7 +16,7 @@ use componentkit::crd::{Component, Phase};
 use componentkit::engine::{Engine, EngineConfig};
 use componentkit::memory::{InMemoryApi, component};
 use componentkit::names;
-use helm_handler::handler::{HandlerStatus, HelmHandler, Readiness};
+use helm_handler::handler::{HandlerStatus, HelmHandler, Verdict};
 use serde_json::json;
 use test_support::{Chart, Registry, RegistryMode};
 
@@ -117,9 +117,9 @@ async fn lifecycle_install_noop_upgrade_uninstall() {
         .unwrap();
 
     // Claimed with our finalizer, installed once, Ready once the objects are ready.
-    w.h.readiness.set(Readiness::Progressing(
-        "Deployment/apps/web: 0/1 available".into(),
-    ));
+    w.h.readiness.set(Verdict::Progressing {
+        reason: "Deployment/apps/web: 0/1 available".into(),
+    });
     let c = w.until_phase("apps", "web", Phase::Deploying).await;
     assert!(
         c.metadata
@@ -136,7 +136,7 @@ async fn lifecycle_install_noop_upgrade_uninstall() {
         w.api.get_now("apps", "web").unwrap().phase(),
         Phase::Deploying
     );
-    w.h.readiness.set(Readiness::Ready);
+    w.h.readiness.set(Verdict::Ready);
     let c = w.until_phase("apps", "web", Phase::Ready).await;
     assert_eq!(w.h.engine.upgrades(), 1, "{:?}", w.h.engine.calls());
     let status = w.handler_status("apps", "web");
@@ -215,7 +215,7 @@ async fn a_mirrored_chart_is_deployed_recorded_and_announced() {
             oci_config("web", &chart, json!({})),
         ))
         .unwrap();
-    w.h.readiness.set(Readiness::Ready);
+    w.h.readiness.set(Verdict::Ready);
     w.until_phase("apps", "web", Phase::Ready).await;
 
     let status = w.handler_status("apps", "web");

@@ -45,7 +45,7 @@ use crate::config_maps::KubeConfigMapStore;
 use crate::credentials::{CredentialResolver, KubeSecretStore};
 use crate::handler::drift_probe::KubeDrift;
 use crate::handler::namespaces::KubeNamespaces;
-use crate::handler::readiness::KubeReadiness;
+use crate::handler::readiness_probe::KubeReadiness;
 use crate::handler::service_accounts::KubeServiceAccounts;
 use crate::handler::{HelmHandler, HelmHandlerParts, ObjectKey, SecretIndex};
 use crate::helm::records::RecordedReleases;

@@ -23,7 +23,8 @@ impl Metered {
     }
 
     fn count<T, E>(&self, operation: ReleaseOperation, result: Result<T, E>) -> Result<T, E> {
-        self.metrics.observe_release(operation, result.is_ok());
+        self.metrics
+            .count_release_operation(operation, result.is_ok());
         result
     }
 }

@@ -18,7 +18,7 @@ use helm_handler::credentials::{CredentialResolver, FileSecretStore, SecretData,
 use helm_handler::drift::{DriftDetection, ObjectDrift};
 use helm_handler::handler::{
     DriftCheck, DriftProbe, Failure, HelmHandler, HelmHandlerParts, NamespaceContents, Namespaces,
-    Readiness, ReadinessProbe, SecretIndex, ServiceAccounts,
+    ReadinessProbe, SecretIndex, ServiceAccounts, Verdict,
 };
 use helm_handler::helm::{
     HelmError, Release, ReleaseEngine, ReleaseInfo, ReleaseStatus, UninstallOutcome, UpgradeOptions,
@@ -286,26 +286,26 @@ impl ReleaseEngine for FakeEngine {
 
 /// Readiness set by the test (default: ready).
 pub struct FakeReadiness {
-    verdict: Mutex<Readiness>,
+    verdict: Mutex<Verdict>,
 }
 
 impl Default for FakeReadiness {
     fn default() -> Self {
         Self {
-            verdict: Mutex::new(Readiness::Ready),
+            verdict: Mutex::new(Verdict::Ready),
         }
     }
 }
 
 impl FakeReadiness {
-    pub fn set(&self, verdict: Readiness) {
+    pub fn set(&self, verdict: Verdict) {
         *self.verdict.lock().unwrap() = verdict;
     }
 }
 
 #[async_trait]
 impl ReadinessProbe for FakeReadiness {
-    async fn assess(&self, _release: &Release, manifest: &str) -> Result<Readiness, Failure> {
+    async fn assess(&self, _release: &Release, manifest: &str) -> Result<Verdict, Failure> {
         assert!(manifest.contains("kind:"), "a manifest is assessed");
         Ok(self.verdict.lock().unwrap().clone())
     }

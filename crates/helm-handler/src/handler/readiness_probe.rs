@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Failure, Readiness, ReadinessProbe};
+use super::{Failure, ReadinessProbe};
 use crate::helm::Release;
 use crate::impersonation::KubeClients;
 use crate::readiness::{Verdict, check_release};
@@ -24,15 +24,10 @@ impl KubeReadiness {
 
 #[async_trait]
 impl ReadinessProbe for KubeReadiness {
-    async fn assess(&self, release: &Release, manifest: &str) -> Result<Readiness, Failure> {
+    async fn assess(&self, release: &Release, manifest: &str) -> Result<Verdict, Failure> {
         let client = self.clients.client(&release.identity)?;
-        let verdict = check_release(client, manifest, &release.namespace)
+        check_release(client, manifest, &release.namespace)
             .await
-            .map_err(|e| Failure::new(e.category(), format!("readiness: {e}")))?;
-        Ok(match verdict {
-            Verdict::Ready => Readiness::Ready,
-            Verdict::Progressing { reason } => Readiness::Progressing(reason),
-            Verdict::Failed { reason } => Readiness::Failed(reason),
-        })
+            .map_err(|e| Failure::new(e.category(), format!("readiness: {e}")))
     }
 }
