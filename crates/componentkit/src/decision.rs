@@ -1,7 +1,7 @@
 //! The protocol as pure functions.
 //!
 //! A reconcile reads the Component, reduces it to [`Facts`], [`classify`]s them into one
-//! [`Event`] (the most significant thing about the object right now), and [`decide`]s an
+//! [`Situation`] (the most significant thing about the object right now), and [`decide`]s an
 //! [`Action`] from `(phase, event)`. After a handler operation, [`after`] maps the
 //! `(operation, outcome class)` to the [`Next`] state. The engine only executes.
 
@@ -50,7 +50,7 @@ pub struct Facts {
 
 /// The most significant thing about a Component, in priority order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Event {
+pub enum Situation {
     /// `spec.handler` names another handler (and we hold no claim, or it is not being deleted).
     NotOurs,
     /// Another handler's lifecycle finalizer holds it.
@@ -84,24 +84,24 @@ pub enum Event {
     Resync,
 }
 
-impl Event {
+impl Situation {
     /// Every event, in priority order.
-    pub const ALL: [Event; 15] = [
-        Event::NotOurs,
-        Event::ForeignClaim,
-        Event::DeletedUnclaimed,
-        Event::Unclaimed,
-        Event::RetryRequested,
-        Event::CoordinationHeld,
-        Event::TimedOut,
-        Event::BackoffPending,
-        Event::DeletionRequested,
-        Event::DeletionStarted,
-        Event::SpecChanged,
-        Event::SlowRetryDue,
-        Event::RelatedChanged,
-        Event::ApplyPending,
-        Event::Resync,
+    pub const ALL: [Situation; 15] = [
+        Situation::NotOurs,
+        Situation::ForeignClaim,
+        Situation::DeletedUnclaimed,
+        Situation::Unclaimed,
+        Situation::RetryRequested,
+        Situation::CoordinationHeld,
+        Situation::TimedOut,
+        Situation::BackoffPending,
+        Situation::DeletionRequested,
+        Situation::DeletionStarted,
+        Situation::SpecChanged,
+        Situation::SlowRetryDue,
+        Situation::RelatedChanged,
+        Situation::ApplyPending,
+        Situation::Resync,
     ];
 }
 
@@ -177,121 +177,121 @@ pub fn facts(c: &Component, handler: &str, now: Timestamp, poked: bool) -> Facts
     }
 }
 
-/// The single most significant [`Event`] of the facts (priority order).
-pub fn classify(f: &Facts) -> Event {
+/// The single most significant [`Situation`] of the facts (priority order).
+pub fn classify(f: &Facts) -> Situation {
     if !f.claimed {
         if f.deleting {
-            return Event::DeletedUnclaimed;
+            return Situation::DeletedUnclaimed;
         }
         if !f.ours {
-            return Event::NotOurs;
+            return Situation::NotOurs;
         }
         if f.foreign_claim {
-            return Event::ForeignClaim;
+            return Situation::ForeignClaim;
         }
-        return Event::Unclaimed;
+        return Situation::Unclaimed;
     }
     if !f.ours && !f.deleting {
         // spec.handler was changed after we claimed it: not supported; deletion still works.
-        return Event::NotOurs;
+        return Situation::NotOurs;
     }
     if f.retry_requested {
-        return Event::RetryRequested;
+        return Situation::RetryRequested;
     }
     if f.deleting {
         if f.coordination_held {
-            return Event::CoordinationHeld;
+            return Situation::CoordinationHeld;
         }
         if f.phase == Phase::Terminating {
             if f.timed_out {
-                return Event::TimedOut;
+                return Situation::TimedOut;
             }
             if f.backoff_pending {
-                return Event::BackoffPending;
+                return Situation::BackoffPending;
             }
         }
         if f.deletion_started {
-            return Event::DeletionStarted;
+            return Situation::DeletionStarted;
         }
-        return Event::DeletionRequested;
+        return Situation::DeletionRequested;
     }
     if f.spec_changed {
-        return Event::SpecChanged;
+        return Situation::SpecChanged;
     }
     if f.timed_out {
-        return Event::TimedOut;
+        return Situation::TimedOut;
     }
     if f.backoff_pending {
-        return Event::BackoffPending;
+        return Situation::BackoffPending;
     }
     if f.slow_retry_due {
-        return Event::SlowRetryDue;
+        return Situation::SlowRetryDue;
     }
     if f.related_changed && matches!(f.phase, Phase::Deploying | Phase::Ready | Phase::Failed) {
-        return Event::RelatedChanged;
+        return Situation::RelatedChanged;
     }
     if f.apply_pending && matches!(f.phase, Phase::Claimed | Phase::Deploying) {
-        return Event::ApplyPending;
+        return Situation::ApplyPending;
     }
-    Event::Resync
+    Situation::Resync
 }
 
 /// The action for `(phase, event)`. Total: every combination has an answer.
-pub fn decide(phase: Phase, event: Event) -> Action {
+pub fn decide(phase: Phase, event: Situation) -> Action {
     use Action::*;
     use Phase::*;
     match event {
-        Event::NotOurs | Event::ForeignClaim | Event::DeletedUnclaimed => Ignore,
-        Event::Unclaimed => Claim,
-        Event::RetryRequested => match phase {
+        Situation::NotOurs | Situation::ForeignClaim | Situation::DeletedUnclaimed => Ignore,
+        Situation::Unclaimed => Claim,
+        Situation::RetryRequested => match phase {
             Failed => Apply { fresh: true },
             TerminationFailed => Delete { fresh: true },
             _ => AcknowledgeRetry,
         },
-        Event::CoordinationHeld => WaitForCoordination,
-        Event::TimedOut => match phase {
+        Situation::CoordinationHeld => WaitForCoordination,
+        Situation::TimedOut => match phase {
             Deploying | Terminating => FailTimeout,
             _ => Nothing,
         },
-        Event::BackoffPending => match phase {
+        Situation::BackoffPending => match phase {
             Pending => MarkClaimed,
             Claimed | Deploying | Failed | Terminating => Wait,
             Ready | TerminationFailed => Nothing,
         },
-        Event::DeletionRequested => match phase {
+        Situation::DeletionRequested => match phase {
             Terminating => Delete { fresh: false },
             TerminationFailed => Nothing,
             _ => Delete { fresh: true },
         },
-        Event::DeletionStarted => match phase {
+        Situation::DeletionStarted => match phase {
             Terminating => CheckDeleted,
             TerminationFailed => Nothing,
             _ => Delete { fresh: true },
         },
-        Event::SpecChanged => match phase {
+        Situation::SpecChanged => match phase {
             Pending => MarkClaimed,
             Claimed | Deploying | Ready | Failed => Apply { fresh: true },
             Terminating | TerminationFailed => Nothing,
         },
-        Event::SlowRetryDue => match phase {
+        Situation::SlowRetryDue => match phase {
             Pending => MarkClaimed,
             Failed => Apply { fresh: true },
             _ => Nothing,
         },
         // Ready stays Ready (no status write) when the handler finds nothing changed.
-        Event::RelatedChanged => match phase {
+        Situation::RelatedChanged => match phase {
             Pending => MarkClaimed,
             Claimed | Failed => Apply { fresh: true },
             Deploying | Ready => Apply { fresh: false },
             Terminating | TerminationFailed => Nothing,
         },
-        Event::ApplyPending => match phase {
+        Situation::ApplyPending => match phase {
             Pending => MarkClaimed,
             Claimed => Apply { fresh: true },
             Deploying => Apply { fresh: false },
             _ => Nothing,
         },
-        Event::Resync => match phase {
+        Situation::Resync => match phase {
             Pending => MarkClaimed,
             Claimed => Apply { fresh: true },
             Deploying => CheckApplied,

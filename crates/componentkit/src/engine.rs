@@ -11,7 +11,7 @@ use crate::api::{ApiError, ComponentApi, ComponentEvent};
 use crate::backoff::Backoff;
 use crate::clock::{self, Clock};
 use crate::crd::{Component, ComponentStatus, Phase};
-use crate::decision::{self, Action, Event, Facts, Next, Operation, OutcomeClass};
+use crate::decision::{self, Action, Facts, Next, Operation, OutcomeClass, Situation};
 use crate::handler::{ErrorCategory, Handler, HandlerContext, HandlerOutcome, Outcome};
 use crate::mergepatch;
 use crate::names;
@@ -64,7 +64,7 @@ pub struct Reconciled {
     /// The last action taken.
     pub action: Action,
     /// The event that led to it.
-    pub event: Option<Event>,
+    pub event: Option<Situation>,
     /// When to reconcile again (absent: on the next change).
     pub requeue_after: Option<Duration>,
 }
@@ -73,7 +73,7 @@ pub struct Reconciled {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Another step should follow at once (after claiming, …).
-    Continue(Action, Event),
+    Continue(Action, Situation),
     /// Done for now.
     Stop(Reconciled),
 }
@@ -308,7 +308,7 @@ impl<H: Handler> Engine<H> {
         &self,
         c: Component,
         f: &Facts,
-        event: Event,
+        event: Situation,
         action: Action,
         op: Operation,
         fresh: bool,
@@ -328,7 +328,7 @@ impl<H: Handler> Engine<H> {
         if op == Operation::Apply {
             st.observed_generation = Some(generation);
         }
-        if event == Event::RetryRequested {
+        if event == Situation::RetryRequested {
             self.publish(
                 &c,
                 false,
@@ -337,7 +337,7 @@ impl<H: Handler> Engine<H> {
                 format!("retrying ({})", op.as_str()),
             )
             .await;
-        } else if event == Event::SpecChanged && f.phase != Phase::Claimed {
+        } else if event == Situation::SpecChanged && f.phase != Phase::Claimed {
             self.publish(
                 &c,
                 false,

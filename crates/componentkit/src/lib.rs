@@ -10,7 +10,7 @@
 //!    [`controller::RelatedWatch`]) and calls the [`engine::Engine`] — at most
 //!    `concurrency` at once, never two for the same object.
 //! 2. The engine reads the Component fresh, reduces it to [`decision::Facts`], classifies
-//!    them into one [`decision::Event`] and [`decision::decide`]s an [`decision::Action`] from
+//!    them into one [`decision::Situation`] and [`decision::decide`]s an [`decision::Action`] from
 //!    `(phase, event)` — pure functions, table-tested.
 //! 3. It executes the action through a [`api::ComponentApi`] ([`kube_api`] for a cluster,
 //!    [`memory`] for tests):

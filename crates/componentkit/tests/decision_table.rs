@@ -3,7 +3,7 @@
 
 use componentkit::crd::Phase;
 use componentkit::decision::{
-    Action, Event, Facts, Next, Operation, OutcomeClass, after, classify, decide,
+    Action, Facts, Next, Operation, OutcomeClass, Situation, after, classify, decide,
 };
 
 /// Short codes for actions, so the table stays readable.
@@ -27,78 +27,78 @@ fn code(a: Action) -> &'static str {
 }
 
 // Columns: Pending, Claimed, Deploying, Ready, Failed, Terminating, TerminationFailed.
-const TABLE: &[(Event, [&str; 7])] = &[
+const TABLE: &[(Situation, [&str; 7])] = &[
     (
-        Event::NotOurs,
+        Situation::NotOurs,
         ["ign", "ign", "ign", "ign", "ign", "ign", "ign"],
     ),
     (
-        Event::ForeignClaim,
+        Situation::ForeignClaim,
         ["ign", "ign", "ign", "ign", "ign", "ign", "ign"],
     ),
     (
-        Event::DeletedUnclaimed,
+        Situation::DeletedUnclaimed,
         ["ign", "ign", "ign", "ign", "ign", "ign", "ign"],
     ),
     (
-        Event::Unclaimed,
+        Situation::Unclaimed,
         [
             "claim", "claim", "claim", "claim", "claim", "claim", "claim",
         ],
     ),
     (
-        Event::RetryRequested,
+        Situation::RetryRequested,
         ["ack", "ack", "ack", "ack", "apply*", "ack", "del*"],
     ),
     (
-        Event::CoordinationHeld,
+        Situation::CoordinationHeld,
         [
             "coord", "coord", "coord", "coord", "coord", "coord", "coord",
         ],
     ),
     (
-        Event::TimedOut,
+        Situation::TimedOut,
         ["-", "-", "timeout", "-", "-", "timeout", "-"],
     ),
     (
-        Event::BackoffPending,
+        Situation::BackoffPending,
         ["mark", "wait", "wait", "-", "wait", "wait", "-"],
     ),
     (
-        Event::DeletionRequested,
+        Situation::DeletionRequested,
         ["del*", "del*", "del*", "del*", "del*", "del", "-"],
     ),
     (
-        Event::DeletionStarted,
+        Situation::DeletionStarted,
         ["del*", "del*", "del*", "del*", "del*", "chkdel", "-"],
     ),
     (
-        Event::SpecChanged,
+        Situation::SpecChanged,
         ["mark", "apply*", "apply*", "apply*", "apply*", "-", "-"],
     ),
     (
-        Event::SlowRetryDue,
+        Situation::SlowRetryDue,
         ["mark", "-", "-", "-", "apply*", "-", "-"],
     ),
     (
-        Event::RelatedChanged,
+        Situation::RelatedChanged,
         ["mark", "apply*", "apply", "apply", "apply*", "-", "-"],
     ),
     (
-        Event::ApplyPending,
+        Situation::ApplyPending,
         ["mark", "apply*", "apply", "-", "-", "-", "-"],
     ),
     (
-        Event::Resync,
+        Situation::Resync,
         ["mark", "apply*", "check", "-", "-", "-", "-"],
     ),
 ];
 
 #[test]
 fn every_phase_times_every_event() {
-    assert_eq!(TABLE.len(), Event::ALL.len(), "one row per event");
-    for (row, event) in TABLE.iter().zip(Event::ALL) {
-        assert_eq!(row.0, event, "rows in Event::ALL order");
+    assert_eq!(TABLE.len(), Situation::ALL.len(), "one row per event");
+    for (row, event) in TABLE.iter().zip(Situation::ALL) {
+        assert_eq!(row.0, event, "rows in Situation::ALL order");
         for (phase, expected) in Phase::ALL.iter().zip(row.1) {
             assert_eq!(
                 code(decide(*phase, event)),
@@ -185,27 +185,27 @@ fn classification_priorities() {
         ours: true,
         ..Facts::default()
     };
-    assert_eq!(classify(&base), Event::Unclaimed);
+    assert_eq!(classify(&base), Situation::Unclaimed);
     assert_eq!(
         classify(&Facts {
             ours: false,
             ..base.clone()
         }),
-        Event::NotOurs
+        Situation::NotOurs
     );
     assert_eq!(
         classify(&Facts {
             foreign_claim: true,
             ..base.clone()
         }),
-        Event::ForeignClaim
+        Situation::ForeignClaim
     );
     assert_eq!(
         classify(&Facts {
             deleting: true,
             ..base.clone()
         }),
-        Event::DeletedUnclaimed
+        Situation::DeletedUnclaimed
     );
     // A foreign claim never wins over "not ours", and deletion of an unclaimed object is ignored.
     assert_eq!(
@@ -214,7 +214,7 @@ fn classification_priorities() {
             foreign_claim: true,
             ..base.clone()
         }),
-        Event::NotOurs
+        Situation::NotOurs
     );
 
     // Claimed: handler renamed after the claim → left alone until deletion.
@@ -224,7 +224,7 @@ fn classification_priorities() {
             ours: false,
             ..ready.clone()
         }),
-        Event::NotOurs
+        Situation::NotOurs
     );
     assert_eq!(
         classify(&Facts {
@@ -232,7 +232,7 @@ fn classification_priorities() {
             deleting: true,
             ..ready.clone()
         }),
-        Event::DeletionRequested
+        Situation::DeletionRequested
     );
 
     // Retry beats everything else once claimed.
@@ -244,7 +244,7 @@ fn classification_priorities() {
         timed_out: true,
         ..claimed(Phase::TerminationFailed)
     };
-    assert_eq!(classify(&all), Event::RetryRequested);
+    assert_eq!(classify(&all), Situation::RetryRequested);
 
     // Deletion: coordination, then timeout/backoff (Terminating only), then started or not.
     let del = Facts {
@@ -256,15 +256,15 @@ fn classification_priorities() {
             coordination_held: true,
             ..del.clone()
         }),
-        Event::CoordinationHeld
+        Situation::CoordinationHeld
     );
-    assert_eq!(classify(&del), Event::DeletionRequested);
+    assert_eq!(classify(&del), Situation::DeletionRequested);
     assert_eq!(
         classify(&Facts {
             spec_changed: true,
             ..del.clone()
         }),
-        Event::DeletionRequested
+        Situation::DeletionRequested
     );
     // A slow-retry backoff of a Failed Component never delays deletion.
     assert_eq!(
@@ -275,7 +275,7 @@ fn classification_priorities() {
                 ..claimed(Phase::Failed)
             }
         }),
-        Event::DeletionRequested
+        Situation::DeletionRequested
     );
     let term = Facts {
         deleting: true,
@@ -287,23 +287,23 @@ fn classification_priorities() {
             backoff_pending: true,
             ..term.clone()
         }),
-        Event::TimedOut
+        Situation::TimedOut
     );
     assert_eq!(
         classify(&Facts {
             backoff_pending: true,
             ..term.clone()
         }),
-        Event::BackoffPending
+        Situation::BackoffPending
     );
     assert_eq!(
         classify(&Facts {
             deletion_started: true,
             ..term.clone()
         }),
-        Event::DeletionStarted
+        Situation::DeletionStarted
     );
-    assert_eq!(classify(&term), Event::DeletionRequested);
+    assert_eq!(classify(&term), Situation::DeletionRequested);
 
     // Creation: spec change, then timeout, backoff, slow retry, apply pending, resync.
     let dep = claimed(Phase::Deploying);
@@ -313,7 +313,7 @@ fn classification_priorities() {
             timed_out: true,
             ..dep.clone()
         }),
-        Event::SpecChanged
+        Situation::SpecChanged
     );
     assert_eq!(
         classify(&Facts {
@@ -321,7 +321,7 @@ fn classification_priorities() {
             backoff_pending: true,
             ..dep.clone()
         }),
-        Event::TimedOut
+        Situation::TimedOut
     );
     assert_eq!(
         classify(&Facts {
@@ -329,22 +329,22 @@ fn classification_priorities() {
             apply_pending: true,
             ..dep.clone()
         }),
-        Event::BackoffPending
+        Situation::BackoffPending
     );
     assert_eq!(
         classify(&Facts {
             apply_pending: true,
             ..dep.clone()
         }),
-        Event::ApplyPending
+        Situation::ApplyPending
     );
-    assert_eq!(classify(&dep), Event::Resync);
+    assert_eq!(classify(&dep), Situation::Resync);
     assert_eq!(
         classify(&Facts {
             slow_retry_due: true,
             ..claimed(Phase::Failed)
         }),
-        Event::SlowRetryDue
+        Situation::SlowRetryDue
     );
     // A related object changed: re-apply when deploying, ready or failed (the handler
     // upgrades only when the desired state changed); a slow retry due comes first.
@@ -355,7 +355,7 @@ fn classification_priorities() {
                 apply_pending: true,
                 ..claimed(phase)
             }),
-            Event::RelatedChanged,
+            Situation::RelatedChanged,
             "{phase:?}"
         );
     }
@@ -365,14 +365,14 @@ fn classification_priorities() {
             slow_retry_due: true,
             ..claimed(Phase::Failed)
         }),
-        Event::SlowRetryDue
+        Situation::SlowRetryDue
     );
     assert_eq!(
         classify(&Facts {
             related_changed: true,
             ..claimed(Phase::Claimed)
         }),
-        Event::Resync
+        Situation::Resync
     );
     // apply_pending only matters before/while deploying.
     assert_eq!(
@@ -380,6 +380,6 @@ fn classification_priorities() {
             apply_pending: true,
             ..claimed(Phase::Ready)
         }),
-        Event::Resync
+        Situation::Resync
     );
 }

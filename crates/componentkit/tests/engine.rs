@@ -9,7 +9,7 @@ use componentkit::api::{ApiError, ComponentApi};
 use componentkit::backoff::Backoff;
 use componentkit::clock::{self, Clock, ManualClock};
 use componentkit::crd::{Component, Phase};
-use componentkit::decision::{Action, Event, Operation};
+use componentkit::decision::{Action, Operation, Situation};
 use componentkit::engine::{Engine, EngineConfig, EngineError, Step};
 use componentkit::handler::{ErrorCategory, HandlerOutcome};
 use componentkit::memory::{InMemoryApi, component};
@@ -113,7 +113,7 @@ async fn claim_adds_finalizer_and_sets_claimed() {
     let c = w.create("a", |_| {});
     let snapshot = c.clone();
     let step = w.engine.step(snapshot, false).await.unwrap();
-    assert_eq!(step, Step::Continue(Action::Claim, Event::Unclaimed));
+    assert_eq!(step, Step::Continue(Action::Claim, Situation::Unclaimed));
     let c = w.get("a");
     assert_eq!(c.metadata.finalizers.as_deref(), Some(&[helm_fin()][..]));
     let st = c.status.clone().unwrap();
@@ -170,7 +170,7 @@ async fn two_handlers_race_to_claim_and_one_wins() {
     let r = w.reconcile("x").await;
     assert_eq!(
         (r.action, r.event),
-        (Action::Ignore, Some(Event::ForeignClaim))
+        (Action::Ignore, Some(Situation::ForeignClaim))
     );
     assert!(w.get("x").status.is_none());
 }
@@ -342,7 +342,7 @@ async fn deployment_timeout_fails_the_component() {
     let r = w.reconcile("slow").await;
     assert_eq!(
         (r.action, r.event),
-        (Action::FailTimeout, Some(Event::TimedOut))
+        (Action::FailTimeout, Some(Situation::TimedOut))
     );
     let c = w.get("slow");
     assert_eq!(c.phase(), Phase::Failed);
@@ -380,7 +380,7 @@ async fn generation_bump_reapplies() {
     let r = w.reconcile("gen").await;
     assert_eq!(
         (r.action, r.event),
-        (Action::Apply { fresh: true }, Some(Event::SpecChanged))
+        (Action::Apply { fresh: true }, Some(Situation::SpecChanged))
     );
     let applies: Vec<i64> = w
         .handler
@@ -540,7 +540,10 @@ async fn termination_timeout_then_retry_annotation() {
     let r = w.reconcile("term").await;
     assert_eq!(
         (r.action, r.event),
-        (Action::Delete { fresh: true }, Some(Event::RetryRequested))
+        (
+            Action::Delete { fresh: true },
+            Some(Situation::RetryRequested)
+        )
     );
     let c = w.get("term");
     assert_eq!(c.phase(), Phase::Terminating);
@@ -582,7 +585,10 @@ async fn retry_annotation_retries_failed_only() {
     let r = w.reconcile("r").await;
     assert_eq!(
         (r.action, r.event),
-        (Action::Apply { fresh: true }, Some(Event::RetryRequested))
+        (
+            Action::Apply { fresh: true },
+            Some(Situation::RetryRequested)
+        )
     );
     assert_eq!(w.phase("r"), Phase::Deploying);
     assert!(w.event_reasons("r").contains(&"RetryRequested".to_string()));
@@ -725,7 +731,7 @@ async fn slow_errors_fail_and_retry_later_or_when_poked() {
     let r = w.engine.reconcile(NS, "s", true).await.unwrap();
     assert_eq!(
         (r.action, r.event),
-        (Action::Apply { fresh: true }, Some(Event::SlowRetryDue))
+        (Action::Apply { fresh: true }, Some(Situation::SlowRetryDue))
     );
     assert_eq!(w.cond("s", "Ready").1, "NotFound");
     // Or after the slow delay.
@@ -805,7 +811,7 @@ async fn pending_with_our_finalizer_is_marked_claimed() {
     let step = w.engine.step(snapshot, false).await.unwrap();
     assert_eq!(
         step,
-        Step::Continue(Action::MarkClaimed, Event::SpecChanged)
+        Step::Continue(Action::MarkClaimed, Situation::SpecChanged)
     );
     assert_eq!(w.phase("p"), Phase::Claimed);
 }

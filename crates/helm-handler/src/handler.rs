@@ -236,7 +236,9 @@ impl std::fmt::Debug for HelmHandler {
     }
 }
 
-type Step<T> = Result<T, Failure>;
+/// What one step of a handler operation gives: its value, or the failure that ends the
+/// operation (`?` carries it to the outcome).
+type Attempt<T> = Result<T, Failure>;
 
 /// The release a Component addresses: from the persisted status, else from the config.
 struct Target {
@@ -283,7 +285,7 @@ impl HelmHandler {
         self.secret_index.clone()
     }
 
-    fn parse_config(&self, cx: &HandlerContext) -> Step<HelmConfig> {
+    fn parse_config(&self, cx: &HandlerContext) -> Attempt<HelmConfig> {
         let empty = Value::Object(Map::new());
         let raw = cx.config().unwrap_or(&empty);
         let config = HelmConfig::parse(raw, cx.namespace())?;
@@ -298,7 +300,7 @@ impl HelmHandler {
 
     /// [`Self::parse_config`], then the tenancy rule on the release namespace
     /// (`--no-cross-namespace-releases`): refused before any helm call.
-    fn allowed_config(&self, cx: &HandlerContext) -> Step<HelmConfig> {
+    fn allowed_config(&self, cx: &HandlerContext) -> Attempt<HelmConfig> {
         let config = self.parse_config(cx)?;
         self.tenancy
             .check_release_namespace(cx.namespace(), &config.release_namespace)?;
@@ -345,7 +347,7 @@ impl HelmHandler {
     }
 
     /// Whether the identity's ServiceAccount exists (the controller's own identity does).
-    async fn exists(&self, identity: &Identity) -> Step<bool> {
+    async fn exists(&self, identity: &Identity) -> Attempt<bool> {
         let Identity::ServiceAccount { namespace, name } = identity else {
             return Ok(true);
         };
@@ -362,7 +364,7 @@ impl HelmHandler {
         &self,
         cx: &HandlerContext,
         config: Option<&HelmConfig>,
-    ) -> Step<Identity> {
+    ) -> Attempt<Identity> {
         let resolved = self.resolve_identity(cx, config);
         if self.exists(&resolved.identity).await? {
             return Ok(resolved.identity);
@@ -388,7 +390,7 @@ impl HelmHandler {
         cx: &HandlerContext,
         config: Option<&HelmConfig>,
         target: &Target,
-    ) -> Step<Option<Identity>> {
+    ) -> Attempt<Option<Identity>> {
         let resolved = self.resolve_identity(cx, config);
         if self.exists(&resolved.identity).await? {
             return Ok(Some(resolved.identity));
@@ -415,7 +417,7 @@ impl HelmHandler {
         &self,
         cx: &HandlerContext,
         config: &HelmConfig,
-    ) -> Step<chart_source::LocatedChart> {
+    ) -> Attempt<chart_source::LocatedChart> {
         let auth = self
             .resolver
             .resolve(self.secrets.as_ref(), cx.namespace(), &config.source)
@@ -451,7 +453,7 @@ impl HelmHandler {
         }
     }
 
-    async fn apply_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
+    async fn apply_inner(&self, cx: &HandlerContext) -> Attempt<HandlerOutcome> {
         let config = self.allowed_config(cx)?;
         let identity = self.deploy_identity(cx, Some(&config)).await?;
         // Before the chart: a missing values source fails fast, without network.
@@ -632,7 +634,12 @@ impl HelmHandler {
     /// "another operation is in progress"). Only a release this Component deployed, pending
     /// for longer than any helm of ours can run, is unblocked: rolled back to its last
     /// revision, or uninstalled when it was never deployed. Anything else is waited for.
-    async fn unblock_pending(&self, release: &Release, cur: &ReleaseInfo, ours: bool) -> Step<()> {
+    async fn unblock_pending(
+        &self,
+        release: &Release,
+        cur: &ReleaseInfo,
+        ours: bool,
+    ) -> Attempt<()> {
         let started = cur.last_deployed.as_deref().and_then(parse_helm_time);
         let age = started.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
         let stale = age.is_some_and(|a| a >= self.stale_pending_after);
@@ -681,7 +688,7 @@ impl HelmHandler {
         release: &Release,
         drift: Option<&DriftDetection>,
         known: Option<ReleaseInfo>,
-    ) -> Step<HandlerOutcome> {
+    ) -> Attempt<HandlerOutcome> {
         let (name, namespace) = (&release.name, &release.namespace);
         let info = match known {
             Some(info) => Some(info),
@@ -806,7 +813,7 @@ impl HelmHandler {
         release: &Release,
         manifest: &str,
         config: &DriftDetection,
-    ) -> Step<HandlerOutcome> {
+    ) -> Attempt<HandlerOutcome> {
         let check = self.drift.check(release, manifest, config).await?;
         let action = plan(config.mode, !check.drifts.is_empty());
         let text = summary(&check.drifts);
@@ -866,7 +873,7 @@ impl HelmHandler {
         })
     }
 
-    async fn check_applied_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
+    async fn check_applied_inner(&self, cx: &HandlerContext) -> Attempt<HandlerOutcome> {
         let Some(target) = self.target(cx) else {
             // Neither a status nor an allowed config: report why.
             return Err(self.allowed_config(cx).err().unwrap_or_else(|| {
@@ -884,7 +891,7 @@ impl HelmHandler {
         .await
     }
 
-    async fn delete_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
+    async fn delete_inner(&self, cx: &HandlerContext) -> Attempt<HandlerOutcome> {
         let Some(target) = self.target(cx) else {
             tracing::info!("no release recorded and no valid config: nothing to uninstall");
             self.secret_index
@@ -905,7 +912,7 @@ impl HelmHandler {
         self.check_deleted_target(cx, &target, &identity).await
     }
 
-    async fn check_deleted_inner(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
+    async fn check_deleted_inner(&self, cx: &HandlerContext) -> Attempt<HandlerOutcome> {
         let Some(target) = self.target(cx) else {
             self.secret_index
                 .remove(&ObjectKey::new(cx.namespace(), cx.name()));
@@ -923,7 +930,7 @@ impl HelmHandler {
         cx: &HandlerContext,
         target: &Target,
         identity: &Identity,
-    ) -> Step<HandlerOutcome> {
+    ) -> Attempt<HandlerOutcome> {
         let release = target.release(identity);
         if let Some(info) = self.engine.status(&release).await? {
             return Ok(HandlerOutcome::in_progress(
@@ -974,7 +981,7 @@ impl HelmHandler {
     /// this Component. Any other release of that name is someone else's (another
     /// Component's, or installed by hand), and a release the identity may not even read
     /// was not deployed as it: neither is uninstalled.
-    async fn deployed_by(&self, cx: &HandlerContext, release: &Release) -> Step<bool> {
+    async fn deployed_by(&self, cx: &HandlerContext, release: &Release) -> Attempt<bool> {
         if HandlerStatus::from_value(cx.handler_status.as_ref()).is_some() {
             return Ok(true);
         }
@@ -1000,7 +1007,7 @@ impl HelmHandler {
     }
 
     /// Removal done without anything to uninstall: the Component is forgotten.
-    fn forget(&self, cx: &HandlerContext) -> Step<HandlerOutcome> {
+    fn forget(&self, cx: &HandlerContext) -> Attempt<HandlerOutcome> {
         self.secret_index
             .remove(&ObjectKey::new(cx.namespace(), cx.name()));
         Ok(HandlerOutcome::done())
@@ -1058,7 +1065,7 @@ impl HelmHandler {
         &self,
         operation: Operation,
         cx: &HandlerContext,
-        inner: impl std::future::Future<Output = Step<HandlerOutcome>>,
+        inner: impl std::future::Future<Output = Attempt<HandlerOutcome>>,
     ) -> HandlerOutcome {
         let started = Instant::now();
         let span = tracing::info_span!(
