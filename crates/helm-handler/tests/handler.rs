@@ -13,7 +13,7 @@ use helm_handler::handler::{HandlerStatus, NamespaceContents, Verdict};
 use serde_json::json;
 use test_support::{Chart, Registry, RegistryMode};
 
-use handler_support::{Call, Harness, oci_config};
+use handler_support::{Call, Harness, assert_failed, oci_config};
 
 fn registry_with(charts: &[(&str, &str)]) -> Registry {
     let registry = Registry::start(RegistryMode::Anonymous).unwrap();
@@ -163,13 +163,11 @@ async fn reinstalls_a_release_removed_behind_its_back_and_takes_over_existing_on
 
     // Uninstalled outside helm-handler: check_applied reports it, apply reinstalls.
     h.engine.remove("apps", "web");
-    match h.check_applied(&mut c).await {
-        Outcome::Failed { category, message } => {
-            assert_eq!(category, ErrorCategory::NotFound);
-            assert!(message.contains("apps/web"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_failed(
+        &h.check_applied(&mut c).await,
+        ErrorCategory::NotFound,
+        &["apps/web"],
+    );
     h.apply(&mut c).await;
     assert_eq!(h.engine.upgrades(), 2);
 }
@@ -286,21 +284,13 @@ async fn failures_carry_their_category() {
 
     // Bad configuration: Config, naming the field; nothing pulled or installed.
     let mut c = h.component("apps", "bad", json!({"releaseName": "Web_App", "source": {"type": "oci", "chart": registry.oci_ref("charts/web", "1.0.0"), "plainHTTP": true}}));
-    match h.apply(&mut c).await {
-        Outcome::Failed { category, message } => {
-            assert_eq!(category, ErrorCategory::Config);
-            assert!(message.contains("releaseName"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_failed(
+        &h.apply(&mut c).await,
+        ErrorCategory::Config,
+        &["releaseName"],
+    );
     let mut c = h.component("apps", "bad2", json!({"releaseName": "web", "source": {"type": "oci", "chart": registry.oci_ref("charts/web", "1.0.0"), "plainHTTP": true, "colour": 1}}));
-    match h.apply(&mut c).await {
-        Outcome::Failed { category, message } => {
-            assert_eq!(category, ErrorCategory::Config);
-            assert!(message.contains("colour"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_failed(&h.apply(&mut c).await, ErrorCategory::Config, &["colour"]);
     assert!(h.engine.calls().is_empty());
 
     // Chart not found in the real registry: NotFound, naming the reference.
@@ -310,26 +300,18 @@ async fn failures_carry_their_category() {
         "missing",
         oci_config("missing", &missing, json!({})),
     );
-    match h.apply(&mut c).await {
-        Outcome::Failed { category, message } => {
-            assert_eq!(category, ErrorCategory::NotFound, "{message}");
-            assert!(message.contains("9.9.9"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_failed(&h.apply(&mut c).await, ErrorCategory::NotFound, &["9.9.9"]);
 
     // A referenced Secret that does not exist: NotFound (retried when it appears).
     let mut config = oci_config("auth", &registry.oci_ref("charts/web", "1.0.0"), json!({}));
     config["source"]["authentication"] =
         json!({"method": "registry", "secretRef": {"name": "regcred"}});
     let mut c = h.component("apps", "auth", config);
-    match h.apply(&mut c).await {
-        Outcome::Failed { category, message } => {
-            assert_eq!(category, ErrorCategory::NotFound, "{message}");
-            assert!(message.contains("regcred"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_failed(
+        &h.apply(&mut c).await,
+        ErrorCategory::NotFound,
+        &["regcred"],
+    );
     // ...and the Secret index knows who to wake up when it appears.
     let woken = h.secret_index.components_for("apps", "regcred");
     assert_eq!(woken.len(), 1);
@@ -345,13 +327,11 @@ async fn failures_carry_their_category() {
     let mut config = oci_config("auth", &registry.oci_ref("charts/web", "1.0.0"), json!({}));
     config["source"]["authentication"] = json!({"method": "registry", "secretRef": {"name": "regcred", "namespace": "other-tenant"}});
     let mut c = h.component("apps", "tenant", config);
-    match h.apply(&mut c).await {
-        Outcome::Failed { category, message } => {
-            assert_eq!(category, ErrorCategory::Config, "{message}");
-            assert!(message.contains("other-tenant"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_failed(
+        &h.apply(&mut c).await,
+        ErrorCategory::Config,
+        &["other-tenant"],
+    );
 
     // Registry unreachable: Network (transient, retried by the engine).
     let port = {
@@ -382,13 +362,11 @@ async fn failures_carry_their_category() {
     );
     config["releaseNamespace"] = json!("render-ns");
     let mut c = h.component("apps", "render", config);
-    match h.apply(&mut c).await {
-        Outcome::Failed { category, message } => {
-            assert_eq!(category, ErrorCategory::Config);
-            assert!(message.contains("nil pointer"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_failed(
+        &h.apply(&mut c).await,
+        ErrorCategory::Config,
+        &["nil pointer"],
+    );
     let status =
         HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
     assert!(status.namespace_created);
@@ -599,13 +577,11 @@ async fn a_release_of_another_component_is_not_taken_over() {
     let chart = registry.oci_ref("charts/web", "1.0.0");
     h.engine.preinstall_for("apps", "web", "apps/first");
     let mut c = h.component("apps", "second", oci_config("web", &chart, json!({})));
-    match h.apply(&mut c).await {
-        Outcome::Failed { category, message } => {
-            assert_eq!(category, ErrorCategory::Config);
-            assert!(message.contains("apps/first"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_failed(
+        &h.apply(&mut c).await,
+        ErrorCategory::Config,
+        &["apps/first"],
+    );
     assert_eq!(h.engine.upgrades(), 0);
 
     // Its own release (description written by the handler) is upgraded as usual, also
@@ -756,13 +732,11 @@ async fn cosign_verification_gates_the_release_and_is_recorded() {
     assert!(record.key_set.starts_with("sha256:"));
 
     let mut unsigned = h.component("apps", "unsigned", verified("2.0.0"));
-    match h.apply(&mut unsigned).await {
-        Outcome::Failed { category, message } => {
-            assert_eq!(category, ErrorCategory::Integrity);
-            assert!(message.contains("no cosign signature"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_failed(
+        &h.apply(&mut unsigned).await,
+        ErrorCategory::Integrity,
+        &["no cosign signature"],
+    );
     assert_eq!(
         h.engine.upgrades(),
         1,
@@ -772,11 +746,9 @@ async fn cosign_verification_gates_the_release_and_is_recorded() {
     // The Secret now holds another key: the same chart fails verification.
     let other = test_support::CosignKey::generate().unwrap();
     secrets.put("apps", "cosign-keys", keys(&other.public_pem().unwrap()));
-    match h.apply(&mut c).await {
-        Outcome::Failed { category, message } => {
-            assert_eq!(category, ErrorCategory::Integrity);
-            assert!(message.contains("none of the 1 signature(s)"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_failed(
+        &h.apply(&mut c).await,
+        ErrorCategory::Integrity,
+        &["none of the 1 signature(s)"],
+    );
 }

@@ -14,7 +14,7 @@ use helm_handler::helm::ReleaseStatus;
 use helm_handler::identity::{Identity, ServiceAccountName, TenancyPolicy};
 use serde_json::json;
 
-use handler_support::{Call, Harness, oci_config, web_chart};
+use handler_support::{Call, Harness, failure, oci_config, web_chart};
 
 fn sa(ns: &str, name: &str) -> Identity {
     Identity::service_account(ns, ServiceAccountName::new(name).unwrap())
@@ -27,16 +27,9 @@ fn lockdown() -> TenancyPolicy {
     }
 }
 
-fn failed(out: &Outcome) -> (ErrorCategory, &str) {
-    match out {
-        Outcome::Failed { category, message } => (*category, message.as_str()),
-        other => panic!("expected a failure, got {other:?}"),
-    }
-}
-
 /// Asserts a `config` failure whose message starts with `start`.
-fn config_failure<'a>(out: &'a Outcome, start: &str) -> &'a str {
-    let (category, message) = failed(out);
+fn config_failure(out: &Outcome, start: &str) -> String {
+    let (category, message) = failure(out);
     assert_eq!(category, ErrorCategory::Config, "{message}");
     assert!(message.starts_with(start), "{message}");
     message
@@ -156,7 +149,7 @@ async fn cross_namespace_releases_are_refused_before_helm_and_never_uninstalled(
         "{message}"
     );
     let out = h.check_applied(&mut c).await;
-    assert_eq!(failed(&out).0, ErrorCategory::Config);
+    assert_eq!(failure(&out).0, ErrorCategory::Config);
     // Deleting the refused Component must not uninstall the release it named.
     let out = h.delete(&mut c).await;
     assert!(matches!(out, Outcome::Done), "{out:?}");
@@ -177,7 +170,7 @@ async fn a_deleted_service_account_blocks_removal_instead_of_escalating() {
     h.service_accounts.remove("apps", "deployer");
     let calls = h.engine.calls().len();
     let out = h.delete(&mut c).await;
-    let (category, message) = failed(&out);
+    let (category, message) = failure(&out);
     assert_eq!(category, ErrorCategory::Auth, "{message}");
     for part in [
         "apps/deployer",
@@ -191,7 +184,7 @@ async fn a_deleted_service_account_blocks_removal_instead_of_escalating() {
     assert_eq!(h.engine.calls().len(), calls, "no helm call");
     assert!(h.engine.has("apps", "web"));
     let out = h.check_deleted(&mut c).await;
-    assert_eq!(failed(&out).0, ErrorCategory::Auth);
+    assert_eq!(failure(&out).0, ErrorCategory::Auth);
 
     // Recreated: removed as it.
     h.service_accounts.add("apps", "deployer");

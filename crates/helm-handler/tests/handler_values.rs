@@ -16,7 +16,7 @@ use helm_handler::credentials::SecretData;
 use helm_handler::handler::ObjectKey;
 use serde_json::{Value, json};
 
-use handler_support::{Call, Harness, MutableSecrets, web_chart};
+use handler_support::{Call, Harness, MutableSecrets, failure, web_chart};
 
 const SECRET_VALUE: &str = "hunter2-s3cr3t";
 
@@ -39,13 +39,6 @@ fn last_values(h: &Harness) -> Value {
             _ => None,
         })
         .expect("an upgrade")
-}
-
-fn failure(out: &Outcome) -> (ErrorCategory, String) {
-    match out {
-        Outcome::Failed { category, message } => (*category, message.clone()),
-        other => panic!("expected a failure, got {other:?}"),
-    }
 }
 
 #[tokio::test]

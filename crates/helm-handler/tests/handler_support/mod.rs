@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::registry::{SourceContext, SourceRegistry};
 use componentkit::crd::{Component, ComponentSpec, ComponentStatus};
-use componentkit::handler::{Handler, HandlerContext, HandlerOutcome, Outcome};
+use componentkit::handler::{ErrorCategory, Handler, HandlerContext, HandlerOutcome, Outcome};
 use helm_handler::config_maps::{ConfigMapData, ConfigMapStore, FileConfigMapStore};
 use helm_handler::credentials::{CredentialResolver, FileSecretStore, SecretData, SecretStore};
 use helm_handler::drift::{DriftDetection, ObjectDrift};
@@ -673,4 +673,23 @@ enum Op {
     CheckApplied,
     Delete,
     CheckDeleted,
+}
+
+/// The category and message of a failed outcome; anything else fails the test.
+pub fn failure(out: &Outcome) -> (ErrorCategory, String) {
+    match out {
+        Outcome::Failed { category, message } => (*category, message.clone()),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// Asserts a failure of `category` whose message contains every one of `parts` (what the
+/// user reads: the field, the reference, the Secret); returns the message.
+pub fn assert_failed(out: &Outcome, category: ErrorCategory, parts: &[&str]) -> String {
+    let (actual, message) = failure(out);
+    assert_eq!(actual, category, "{message}");
+    for part in parts {
+        assert!(message.contains(part), "`{part}` not in: {message}");
+    }
+    message
 }
