@@ -9,11 +9,11 @@
 mod handler_support;
 
 use componentkit::handler::{ErrorCategory, Outcome};
-use helm_handler::handler::{HandlerStatus, NamespaceContents, Verdict};
+use helm_handler::handler::{NamespaceContents, Verdict};
 use serde_json::json;
 use test_support::{Chart, Registry, RegistryMode};
 
-use handler_support::{Call, Harness, assert_failed, oci_config};
+use handler_support::{Call, Harness, assert_failed, oci_config, recorded};
 
 fn registry_with(charts: &[(&str, &str)]) -> Registry {
     let registry = Registry::start(RegistryMode::Anonymous).unwrap();
@@ -40,8 +40,7 @@ async fn installs_once_upgrades_only_on_change() {
     let out = h.apply(&mut c).await;
     assert!(matches!(out, Outcome::InProgress { .. }), "{out:?}");
     assert_eq!(h.engine.upgrades(), 1);
-    let status =
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let status = recorded(&c);
     assert_eq!(status.release_name, "web");
     assert_eq!(status.release_namespace, "apps");
     assert_eq!(status.revision, Some(1));
@@ -87,10 +86,7 @@ async fn installs_once_upgrades_only_on_change() {
     assert_eq!(out, Outcome::Done);
     assert_eq!(h.engine.upgrades(), 1, "{:?}", h.engine.calls());
     // The status is unchanged.
-    assert_eq!(
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap(),
-        status
-    );
+    assert_eq!(recorded(&c), status);
 
     // Values change (keys reordered only: no change; a value changed: upgrade).
     c.spec.config = Some(oci_config("web", &chart, json!({"replicaCount": 1})));
@@ -100,8 +96,7 @@ async fn installs_once_upgrades_only_on_change() {
     let out = h.apply(&mut c).await;
     assert!(matches!(out, Outcome::InProgress { .. }), "{out:?}");
     assert_eq!(h.engine.upgrades(), 2);
-    let after =
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let after = recorded(&c);
     assert_eq!(after.revision, Some(2));
     assert_ne!(after.values_hash, status.values_hash);
     assert_eq!(after.chart.digest, status.chart.digest);
@@ -111,8 +106,7 @@ async fn installs_once_upgrades_only_on_change() {
     c.spec.config = Some(oci_config("web", &chart11, json!({"replicaCount": 2})));
     h.apply(&mut c).await;
     assert_eq!(h.engine.upgrades(), 3);
-    let after11 =
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let after11 = recorded(&c);
     assert_eq!(after11.chart.version, "1.1.0");
     assert_ne!(after11.chart.digest, after.chart.digest);
     assert_eq!(after11.revision, Some(3));
@@ -154,12 +148,7 @@ async fn reinstalls_a_release_removed_behind_its_back_and_takes_over_existing_on
     let mut c = h.component("apps", "web", oci_config("web", &chart, json!({})));
     h.apply(&mut c).await;
     assert_eq!(h.engine.upgrades(), 1);
-    assert_eq!(
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref())
-            .unwrap()
-            .revision,
-        Some(2)
-    );
+    assert_eq!(recorded(&c).revision, Some(2));
 
     // Uninstalled outside helm-handler: check_applied reports it, apply reinstalls.
     h.engine.remove("apps", "web");
@@ -184,8 +173,7 @@ async fn uninstalls_on_deletion_and_removes_only_a_namespace_it_created() {
     let mut c = h.component("apps", "web", config);
     h.apply(&mut c).await;
     assert!(h.namespaces.exists_now("web-ns"));
-    let status =
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let status = recorded(&c);
     assert!(status.namespace_created);
     assert_eq!(status.release_namespace, "web-ns");
 
@@ -216,8 +204,7 @@ async fn uninstalls_on_deletion_and_removes_only_a_namespace_it_created() {
     config["releaseNamespace"] = json!("shared");
     let mut c = h.component("apps", "db", config);
     h.apply(&mut c).await;
-    let status =
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let status = recorded(&c);
     assert!(!status.namespace_created);
     assert_eq!(h.delete(&mut c).await, Outcome::Done);
     assert!(h.namespaces.exists_now("shared"));
@@ -272,8 +259,7 @@ async fn renamed_release_replaces_the_old_one() {
         "{calls:?}"
     );
     assert!(h.engine.has("apps", "web2") && !h.engine.has("apps", "web"));
-    let status =
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let status = recorded(&c);
     assert_eq!(status.release_name, "web2");
 }
 
@@ -367,8 +353,7 @@ async fn failures_carry_their_category() {
         ErrorCategory::Config,
         &["nil pointer"],
     );
-    let status =
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let status = recorded(&c);
     assert!(status.namespace_created);
     assert_eq!(status.revision, None);
     h.namespaces
@@ -500,8 +485,7 @@ async fn http_repository_source_resolves_a_constraint() {
     let mut c = h.component("apps", "db", config);
     let out = h.apply(&mut c).await;
     assert!(matches!(out, Outcome::InProgress { .. }), "{out:?}");
-    let status =
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let status = recorded(&c);
     assert_eq!(status.chart.name, "db");
     assert_eq!(status.chart.version, "1.2.0", "highest match of ^1.0");
     assert!(status.source.contains("db@^1.0"), "{}", status.source);
@@ -564,8 +548,7 @@ async fn moving_a_release_cleans_up_the_namespace_it_created() {
         !h.namespaces.exists_now("old-ns"),
         "emptied namespace left behind"
     );
-    let status =
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let status = recorded(&c);
     assert_eq!(status.release_namespace, "new-ns");
     assert!(status.namespace_created);
 }
@@ -724,8 +707,7 @@ async fn cosign_verification_gates_the_release_and_is_recorded() {
     let mut c = h.component("apps", "web", verified("1.0.0"));
     let out = h.apply(&mut c).await;
     assert!(matches!(out, Outcome::InProgress { .. }), "{out:?}");
-    let status =
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let status = recorded(&c);
     let record = status.verified.expect("verified");
     assert_eq!(record.provider, "cosign");
     assert_eq!(record.manifest_digest, digests[0]);

@@ -9,12 +9,11 @@
 mod handler_support;
 
 use componentkit::handler::{ErrorCategory, Outcome};
-use helm_handler::handler::HandlerStatus;
 use helm_handler::helm::ReleaseStatus;
 use helm_handler::identity::{Identity, ServiceAccountName, TenancyPolicy};
 use serde_json::json;
 
-use handler_support::{Call, Harness, failure, oci_config, web_chart};
+use handler_support::{Call, Harness, failure, oci_config, recorded, web_chart};
 
 fn sa(ns: &str, name: &str) -> Identity {
     Identity::service_account(ns, ServiceAccountName::new(name).unwrap())
@@ -53,8 +52,7 @@ async fn every_helm_call_acts_as_the_configured_service_account() {
     let out = h.apply(&mut c).await;
     assert!(matches!(out, Outcome::InProgress { .. }), "{out:?}");
     h.check_applied(&mut c).await;
-    let status =
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let status = recorded(&c);
     assert_eq!(status.service_account_name.as_deref(), Some("deployer"));
     // helm would create an existing namespace again, which a tenant may not: not asked.
     assert!(
@@ -97,8 +95,7 @@ async fn without_tenancy_settings_the_controller_acts_as_before() {
         "{:?}",
         h.engine.identities()
     );
-    let status =
-        HandlerStatus::from_value(c.status.as_ref().unwrap().handler_status.as_ref()).unwrap();
+    let status = recorded(&c);
     assert_eq!(status.service_account_name, None);
 }
 

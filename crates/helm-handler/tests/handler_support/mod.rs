@@ -693,3 +693,11 @@ pub fn assert_failed(out: &Outcome, category: ErrorCategory, parts: &[&str]) -> 
     }
     message
 }
+
+/// The handler status a Component carries (what `apply` recorded); none fails the test.
+pub fn recorded(c: &Component) -> helm_handler::handler::HandlerStatus {
+    helm_handler::handler::HandlerStatus::from_value(
+        c.status.as_ref().and_then(|s| s.handler_status.as_ref()),
+    )
+    .expect("a handler status")
+}
