@@ -44,6 +44,10 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use test_support::RegistryMode;
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn oci_component_lifecycle() {
     let Some(env) = Env::start(
@@ -203,6 +207,10 @@ async fn oci_component_lifecycle() {
     delete_namespace(client, ns).await;
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn secret_rotation_is_picked_up() {
     let Some(env) = Env::start(
@@ -292,6 +300,10 @@ async fn secret_rotation_is_picked_up() {
 /// Claiming on the real server: two controllers racing for 20 new Components claim each
 /// exactly once; another handler's Components and a Component held by another handler's
 /// lifecycle finalizer are never touched.
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn claiming_is_exclusive_and_leaves_others_alone() {
     let Some(env) = Env::start(
@@ -401,6 +413,10 @@ async fn claiming_is_exclusive_and_leaves_others_alone() {
 
 /// Failures on the real server: bad config names the field, an unknown chart is NotFound,
 /// Pods that never get Ready exceed `deploymentTimeout`.
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_name_their_cause() {
     let Some(env) = Env::start(
@@ -536,6 +552,10 @@ async fn failures_name_their_cause() {
 
 /// Deletion waits for the composition's coordination finalizer: nothing is uninstalled while
 /// it is present; once it goes, the release is uninstalled and the Component is gone.
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn coordination_finalizer_holds_the_uninstall() {
     let Some(env) = Env::start(
@@ -647,6 +667,10 @@ fn reasons(events: &[(String, String, String)]) -> Vec<&str> {
 /// removal that cannot finish (an object of the release held by a finalizer nobody removes):
 /// `terminationTimeout` → TerminationFailed; the object released and the retry annotation
 /// set → the removal runs again and the Component is gone.
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn termination_timeout_then_retry() {
     const HOLD: &str = "e2e.helm-handler.test/hold";
@@ -819,6 +843,10 @@ impl Drop for ClusterObject<'_> {
 /// answers 503 for its group) must not turn every managed-namespace removal into
 /// TerminationFailed: the emptiness check skips what cannot be served, as the namespace
 /// controller does.
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broken_apiservice_does_not_block_namespace_removal() {
     let Some(env) = Env::start(

@@ -42,6 +42,10 @@ async fn replicas(api: &Api<Deployment>, name: &str) -> Option<i32> {
     api.get(name).await.ok()?.spec?.replicas
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn drift_is_detected_reported_and_corrected() {
     let Some(env) = Env::start(

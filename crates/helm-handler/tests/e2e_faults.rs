@@ -100,6 +100,10 @@ async fn ready_at_generation(components: &Api<Component>, name: &str, generation
     c.phase() == Phase::Ready && c.status.and_then(|s| s.observed_generation) == Some(generation)
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frozen_leader_writes_nothing_after_it_resumes() {
     let Some(env) = Env::start(
@@ -298,6 +302,10 @@ fn blocking_config(env: &Env, chart: &str, values: serde_json::Value) -> serde_j
     c
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_a_long_upgrade_leaves_no_pending_release() {
     let Some(env) = env_with_blocking_chart("hh-e2e-term", "slow").await else {
@@ -451,6 +459,10 @@ fn kubectl_delete(env: &Env, manifest: &str) {
     let _ = child.wait();
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_watch_makes_the_controller_not_ready() {
     let Some(env) = Env::start(
@@ -526,6 +538,10 @@ async fn next_retry(components: &Api<Component>, name: &str) -> Option<jiff::Tim
         .map(|t| t.0)
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_does_not_poke_failed_components() {
     let Some(env) = Env::start(
@@ -617,6 +633,10 @@ async fn a_restart_does_not_poke_failed_components() {
     delete_namespace(client, ns).await;
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_skewed_holder_clock_does_not_make_two_leaders() {
     let Some(env) = Env::start(
@@ -694,6 +714,10 @@ async fn a_skewed_holder_clock_does_not_make_two_leaders() {
 /// cancelled upgrade (helm 4 marks an upgrade failed; a release it left pending would be
 /// rolled back once older than `--helm-timeout` + 1 min); the standby takes the Lease once
 /// it expires and deploys the next generation.
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_an_upgrade_is_recovered_by_the_next_leader() {
     let Some(env) = env_with_blocking_chart("hh-e2e-kill", "killed").await else {
@@ -757,6 +781,10 @@ async fn sigkill_during_an_upgrade_is_recovered_by_the_next_leader() {
 
 /// A Component deleted while its install runs: the uninstall waits for the running helm
 /// (bounded by `--helm-timeout`), then removes the release and the Component goes.
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_deleted_during_its_install_is_removed() {
     let Some(env) = env_with_blocking_chart("hh-e2e-delrun", "gone").await else {
@@ -830,6 +858,10 @@ async fn ready_then_new_generation(env: &Env, name: &str) -> Controller {
 /// etcd stopped for 30 s in the middle of an upgrade: the API server answers nothing useful,
 /// helm and the controller's calls fail or hang; nothing is lost — the controller stays
 /// alive, and once etcd is back the Component reaches the new generation, deployed.
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn etcd_stopped_for_30_s_loses_nothing() {
     let Some(env) = Env::start(
@@ -869,6 +901,10 @@ async fn etcd_stopped_for_30_s_loses_nothing() {
 /// kube-apiserver killed and started again right after a new generation: every connection
 /// and watch of the controller (and of a running helm) breaks; the controller re-lists,
 /// stays ready and deploys the generation.
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn an_apiserver_restart_mid_reconcile_loses_nothing() {
     let Some(env) = Env::start(
@@ -935,6 +971,10 @@ fn cache_files(dir: &std::path::Path) -> Vec<String> {
 /// The registry frozen while the controller pulls, then killed (connections reset mid-pull):
 /// the Component waits (network, retried), the cache holds no partial entry; once the
 /// registry is back on its address, the Component is Ready.
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registry_stopped_during_a_pull_leaves_no_partial_entry() {
     let Some(mut env) = Env::start(

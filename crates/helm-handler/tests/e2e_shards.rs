@@ -19,6 +19,10 @@ use test_support::RegistryMode;
 
 const KEY: &str = "sharding.deployment-orchestrator.io/key";
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn two_shards_split_the_components_with_no_double_claims() {
     let Some(env) = Env::start(

@@ -146,6 +146,10 @@ async fn release_records(client: &Client, ns: &str) -> usize {
         .len()
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_service_account_bounds_its_components() {
     let Some(env) = Env::start(
@@ -371,6 +375,10 @@ impl Drop for ClusterRbac<'_> {
     }
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn lockdown_confines_components_to_their_namespace() {
     let Some(env) = Env::start(

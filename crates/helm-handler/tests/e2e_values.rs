@@ -31,6 +31,10 @@ async fn revision(components: &Api<Component>, name: &str) -> Option<u64> {
     c.handler_status()?.get("revision")?.as_u64()
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn values_from_secret_and_config_map() {
     let Some(env) = Env::start(

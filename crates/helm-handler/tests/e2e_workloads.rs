@@ -146,6 +146,10 @@ spec:
         )
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn workload_kinds_become_ready() {
     let Some(env) = Env::start(
@@ -223,6 +227,10 @@ async fn workload_kinds_become_ready() {
         .await;
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn http_repository_component_becomes_ready() {
     let Some(env) = Env::start(
@@ -284,6 +292,10 @@ async fn http_repository_component_becomes_ready() {
     delete_namespace(client, ns).await;
 }
 
+#[cfg_attr(
+    not(control_plane),
+    ignore = "needs a Kubernetes control plane: scripts/dev-setup builds one (or set HELM_HANDLER_E2E_KUBECONFIG)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn controller_chart_installs() {
     let Some(env) = Env::start(

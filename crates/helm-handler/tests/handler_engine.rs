@@ -406,7 +406,13 @@ async fn a_new_or_rotated_secret_retries_at_once() {
     let resolver = helm_handler::credentials::CredentialResolver::new(SYSTEM_NAMESPACE);
     let store = |ns: &str, name: &str| {
         let all = vec![Arc::new(w.api.get_now("apps", "private").unwrap())];
-        w.h.secret_index.secret_changed(&resolver, &all, ns, name)
+        w.h.secret_index.changed(
+            helm_handler::handler::secret_index::Watched::Secret,
+            &resolver,
+            &all,
+            ns,
+            name,
+        )
     };
     secrets.put(
         "apps",

@@ -55,20 +55,15 @@ pub fn k8s_bin_dir() -> PathBuf {
     }
 }
 
+include!("../../../build/control_plane_binaries.rs");
+
 /// Why the local control plane cannot be started here, or `None` when it can.
 pub fn unavailable_reason() -> Option<String> {
     let dir = k8s_bin_dir();
-    let missing: Vec<&str> = [
-        "etcd",
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-        "kwok",
-        "kubectl",
-    ]
-    .into_iter()
-    .filter(|b| !dir.join(b).is_file())
-    .collect();
+    let missing: Vec<&str> = CONTROL_PLANE_BINARIES
+        .into_iter()
+        .filter(|b| !dir.join(b).is_file())
+        .collect();
     (!missing.is_empty()).then(|| {
         format!(
             "the control plane is not built ({} missing in {}): run scripts/dev-setup",

@@ -46,6 +46,7 @@ use crate::credentials::{CredentialResolver, KubeSecretStore};
 use crate::handler::drift_probe::KubeDrift;
 use crate::handler::namespaces::KubeNamespaces;
 use crate::handler::readiness_probe::KubeReadiness;
+use crate::handler::secret_index::Watched;
 use crate::handler::service_accounts::KubeServiceAccounts;
 use crate::handler::{HelmHandler, HelmHandlerParts, ObjectKey, SecretIndex};
 use crate::helm::records::RecordedReleases;
@@ -530,7 +531,7 @@ fn config_map_watch(
         watcher::Config::default(),
         move |changed: &Changed, store| {
             let (ns, name) = (&changed.namespace, &changed.name);
-            let hits = index.config_map_changed(&resolver, &store.state(), ns, name);
+            let hits = index.changed(Watched::ConfigMap, &resolver, &store.state(), ns, name);
             to_reconcile("ConfigMap", ns, name, hits)
         },
     )
@@ -631,7 +632,7 @@ async fn run_controller(
         watcher::Config::default().fields("type!=helm.sh/release.v1"),
         move |changed: &Changed, store| {
             let (ns, name) = (&changed.namespace, &changed.name);
-            let hits = secret_index.secret_changed(&resolver, &store.state(), ns, name);
+            let hits = secret_index.changed(Watched::Secret, &resolver, &store.state(), ns, name);
             to_reconcile("Secret", ns, name, hits)
         },
     );

@@ -37,6 +37,15 @@ impl std::fmt::Display for ObjectKey {
     }
 }
 
+/// The kinds of referenced object whose changes are watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    /// Credentials, CA bundles, cosign keys, `valuesFrom` Secrets.
+    Secret,
+    /// `valuesFrom` ConfigMaps.
+    ConfigMap,
+}
+
 /// What one Component's configuration references.
 #[derive(Debug, Default)]
 struct Referenced {
@@ -124,30 +133,22 @@ impl SecretIndex {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The Components to re-reconcile when Secret `namespace/name` changed. Components not
-    /// yet seen by this process (e.g. `Ready` ones after a restart) are indexed from
-    /// `components` (the controller's store) first.
-    pub fn secret_changed(
+    /// The Components to re-reconcile when the `kind` object `namespace/name` changed.
+    /// Components not yet seen by this process (e.g. `Ready` ones after a restart) are
+    /// indexed from `components` (the controller's store) first.
+    pub fn changed(
         &self,
+        kind: Watched,
         resolver: &CredentialResolver,
         components: &[Arc<Component>],
         namespace: &str,
         name: &str,
     ) -> Vec<ObjectKey> {
         self.index_unseen(resolver, components);
-        self.components_for(namespace, name)
-    }
-
-    /// The Components to re-reconcile when ConfigMap `namespace/name` changed (`valuesFrom`).
-    pub fn config_map_changed(
-        &self,
-        resolver: &CredentialResolver,
-        components: &[Arc<Component>],
-        namespace: &str,
-        name: &str,
-    ) -> Vec<ObjectKey> {
-        self.index_unseen(resolver, components);
-        self.components_for_config_map(namespace, name)
+        match kind {
+            Watched::Secret => self.components_for(namespace, name),
+            Watched::ConfigMap => self.components_for_config_map(namespace, name),
+        }
     }
 
     /// Indexes the helm Components this process has not seen yet.
@@ -255,16 +256,22 @@ mod tests {
             ),
             component("d", "broken", "helm", serde_json::json!({"releaseName": 1})),
         ];
-        let hits = index.secret_changed(&resolver, &components, "deployment-system", "creds");
+        let hits = index.changed(
+            Watched::Secret,
+            &resolver,
+            &components,
+            "deployment-system",
+            "creds",
+        );
         assert_eq!(
             hits,
             vec![ObjectKey::new("a", "web"), ObjectKey::new("b", "db")]
         );
-        let hits = index.secret_changed(&resolver, &components, "a", "creds");
+        let hits = index.changed(Watched::Secret, &resolver, &components, "a", "creds");
         assert_eq!(hits, vec![ObjectKey::new("a", "web")]);
         assert!(
             index
-                .secret_changed(&resolver, &components, "c", "creds")
+                .changed(Watched::Secret, &resolver, &components, "c", "creds")
                 .is_empty()
         );
         // Indexed once: helm Components only, the broken one with no Secrets.
@@ -286,22 +293,28 @@ mod tests {
         ];
         let web = vec![ObjectKey::new("a", "web")];
         assert_eq!(
-            index.config_map_changed(&resolver, &components, "a", "env"),
+            index.changed(Watched::ConfigMap, &resolver, &components, "a", "env"),
             web
         );
         assert_eq!(
-            index.secret_changed(&resolver, &components, "a", "vals"),
+            index.changed(Watched::Secret, &resolver, &components, "a", "vals"),
             web
         );
         // Values sources live in the Component's namespace only.
         assert!(
             index
-                .config_map_changed(&resolver, &components, "deployment-system", "env")
+                .changed(
+                    Watched::ConfigMap,
+                    &resolver,
+                    &components,
+                    "deployment-system",
+                    "env"
+                )
                 .is_empty()
         );
         assert!(
             index
-                .config_map_changed(&resolver, &components, "a", "vals")
+                .changed(Watched::ConfigMap, &resolver, &components, "a", "vals")
                 .is_empty()
         );
     }
