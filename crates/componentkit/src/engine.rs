@@ -298,9 +298,7 @@ impl<H: Handler> Engine<H> {
         st.claimed_by = Some(self.config.identity.clone());
         st.claimed_at = Some(Time(now));
         st.message = Some(format!("claimed by {}", self.config.identity));
-        st.attempts = None;
-        st.next_retry_at = None;
-        st.failure_category = None;
+        status::clear_retry(st);
         st.deletion_started = None;
     }
 
@@ -318,9 +316,7 @@ impl<H: Handler> Engine<H> {
         let mut st = c.status.clone().unwrap_or_default();
         let deleting = matches!(op, Operation::Delete | Operation::CheckDeleted);
         if fresh {
-            st.attempts = None;
-            st.next_retry_at = None;
-            st.failure_category = None;
+            status::clear_retry(&mut st);
             if op == Operation::Delete {
                 st.deletion_started = None;
             }
@@ -380,9 +376,7 @@ impl<H: Handler> Engine<H> {
                 status::set_phase(&mut st, Phase::Ready, now, PhaseTimer::fresh(fresh));
                 st.applied_generation = Some(generation);
                 st.message = Some(format!("generation {generation} is deployed and ready"));
-                st.attempts = None;
-                st.next_retry_at = None;
-                st.failure_category = None;
+                status::clear_retry(&mut st);
             }
             Next::Deploying | Next::Terminating => {
                 status::set_phase(&mut st, working_phase, now, PhaseTimer::fresh(fresh));
@@ -393,9 +387,7 @@ impl<H: Handler> Engine<H> {
                     st.deletion_started = Some(true);
                 }
                 st.message = Some(message);
-                st.attempts = None;
-                st.next_retry_at = None;
-                st.failure_category = None;
+                status::clear_retry(&mut st);
                 let hint = match &out.outcome {
                     Outcome::InProgress { requeue_after, .. } => *requeue_after,
                     _ => Duration::from_secs(5),

@@ -35,6 +35,14 @@ pub fn set_phase(st: &mut ComponentStatus, phase: Phase, now: Timestamp, timer: 
     st.phase = Some(phase);
 }
 
+/// Forgets the retry state (attempts, next retry, failure category): a fresh operation, a
+/// new claim, or an operation that got through.
+pub fn clear_retry(st: &mut ComponentStatus) {
+    st.attempts = None;
+    st.next_retry_at = None;
+    st.failure_category = None;
+}
+
 fn cond(type_: &str, ok: bool, reason: &str) -> (String, &'static str, String) {
     (
         type_.to_string(),
