@@ -112,12 +112,86 @@ impl std::str::FromStr for ReleaseName {
     }
 }
 
+/// A Kubernetes namespace name, valid by construction: a lowercase RFC 1123 label of at most
+/// 63 characters (where a release goes, and what helm is given as `--namespace`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NamespaceName(String);
+
+impl NamespaceName {
+    /// Validates a namespace name; the error says what is wrong (without a field name).
+    pub fn new(name: &str) -> Result<Self, String> {
+        if is_dns_label(name) {
+            Ok(NamespaceName(name.to_string()))
+        } else {
+            Err(format!(
+                "{name:?} is not a valid namespace name (lowercase letters, digits and `-`, at most 63 characters, starting and ending with a letter or digit)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NamespaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for NamespaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NamespaceName({:?})", self.0)
+    }
+}
+
+impl AsRef<str> for NamespaceName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Read as the string it is (what kube-rs and helm's argv take); built only through `new`.
+impl std::ops::Deref for NamespaceName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Read as the string it is (what kube-rs and helm's argv take); built only through `new`.
+impl std::ops::Deref for ReleaseName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for NamespaceName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for NamespaceName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<str> for ReleaseName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
 /// The Helm handler's configuration of one Component.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HelmConfig {
     pub release_name: ReleaseName,
     /// Where the release is installed; defaults to the Component's namespace.
-    pub release_namespace: String,
+    pub release_namespace: NamespaceName,
     /// Create the namespace on install, delete it on uninstall when empty. Default true.
     pub manage_namespace: bool,
     /// Helm values (an object, possibly empty); merged on top of `values_from`.
@@ -328,15 +402,10 @@ impl HelmConfig {
         };
 
         let release_namespace = match top.get("releaseNamespace") {
-            None | Some(Value::Null) => component_namespace.to_string(),
-            Some(Value::String(s)) if is_dns_label(s) => s.clone(),
+            None | Some(Value::Null) => NamespaceName::new(component_namespace)
+                .map_err(|m| Error::config("metadata.namespace", m))?,
             Some(Value::String(s)) => {
-                return Err(Error::config(
-                    "releaseNamespace",
-                    format!(
-                        "{s:?} is not a valid namespace name (lowercase letters, digits and `-`, at most 63 characters, starting and ending with a letter or digit)"
-                    ),
-                ));
+                NamespaceName::new(s).map_err(|m| Error::config("releaseNamespace", m))?
             }
             Some(other) => {
                 return Err(Error::config(

@@ -42,7 +42,7 @@ use chart_source::registry::SourceRegistry;
 use componentkit::handler::{ErrorCategory, Handler, HandlerContext, HandlerOutcome, Outcome};
 use serde_json::{Map, Value};
 
-use crate::config::HelmConfig;
+use crate::config::{HelmConfig, NamespaceName, ReleaseName};
 use crate::config_maps::ConfigMapStore;
 use crate::credentials::{CredentialResolver, SecretStore};
 use crate::drift::{DriftAction, DriftDetection, DriftMode, ObjectDrift, plan, summary};
@@ -242,15 +242,15 @@ type Attempt<T> = Result<T, Failure>;
 
 /// The release a Component addresses: from the persisted status, else from the config.
 struct Target {
-    name: String,
-    namespace: String,
+    name: ReleaseName,
+    namespace: NamespaceName,
     /// Delete the namespace on uninstall when empty (`manageNamespace` + created by us).
     delete_namespace: bool,
 }
 
 impl Target {
     fn release(&self, identity: &Identity) -> Release {
-        Release::new(&self.name, &self.namespace).acting_as(identity.clone())
+        Release::new(self.name.clone(), self.namespace.clone()).acting_as(identity.clone())
     }
 }
 
@@ -310,23 +310,28 @@ impl HelmHandler {
     /// The release to act on: what was deployed (status) wins over what is configured. A
     /// configured release the tenancy rules refuse was never deployed by us, and is no
     /// target either (deleting such a Component must not uninstall someone else's release).
-    fn target(&self, cx: &HandlerContext) -> Option<Target> {
+    /// A recorded release whose names do not parse (the status was edited) is a failure.
+    fn target(&self, cx: &HandlerContext) -> Attempt<Option<Target>> {
         let config = self.allowed_config(cx).ok();
         let status = HandlerStatus::from_value(cx.handler_status.as_ref());
-        match (status, config) {
-            (Some(s), config) => Some(Target {
-                delete_namespace: s.namespace_created
-                    && config.as_ref().is_none_or(|c| c.manage_namespace),
-                name: s.release_name,
-                namespace: s.release_namespace,
-            }),
+        Ok(match (status, config) {
+            (Some(s), config) => {
+                let recorded = Release::parse(&s.release_name, &s.release_namespace)
+                    .map_err(|e| Failure::from(e).context("status.handlerStatus"))?;
+                Some(Target {
+                    delete_namespace: s.namespace_created
+                        && config.as_ref().is_none_or(|c| c.manage_namespace),
+                    name: recorded.name,
+                    namespace: recorded.namespace,
+                })
+            }
             (None, Some(c)) => Some(Target {
-                name: c.release_name.to_string(),
-                namespace: c.release_namespace.clone(),
+                name: c.release_name,
+                namespace: c.release_namespace,
                 delete_namespace: false,
             }),
             (None, None) => None,
-        }
+        })
     }
 
     /// Who acts on the Component's release: the configured ServiceAccount (else the one
@@ -465,13 +470,17 @@ impl HelmHandler {
         )
         .await?;
         let located = self.locate(cx, &config).await?;
-        let release_name = config.release_name.to_string();
-        let namespace = config.release_namespace.clone();
+        let release = Release::new(
+            config.release_name.clone(),
+            config.release_namespace.clone(),
+        )
+        .acting_as(identity.clone());
+        let (release_name, namespace) = (release.name.as_str(), release.namespace.as_str());
         let hash = values.hash();
         let digest = located.digest.to_string();
         let desired = DesiredState {
-            release_name: &release_name,
-            release_namespace: &namespace,
+            release_name,
+            release_namespace: namespace,
             chart_digest: &digest,
             values_hash: &hash,
         };
@@ -485,21 +494,19 @@ impl HelmHandler {
                 new = %format!("{namespace}/{release_name}"),
                 "release identity changed; uninstalling the old release"
             );
-            let removed = self
-                .engine
-                .uninstall(
-                    &Release::new(&prev.release_name, &prev.release_namespace)
-                        .acting_as(identity.clone()),
-                )
-                .await;
-            removed.map_err(|e| Failure::from(e).context("uninstall of the previous release"))?;
+            let previous = Release::parse(&prev.release_name, &prev.release_namespace)
+                .map_err(|e| Failure::from(e).context("status.handlerStatus"))?
+                .acting_as(identity.clone());
+            self.engine
+                .uninstall(&previous)
+                .await
+                .map_err(|e| Failure::from(e).context("uninstall of the previous release"))?;
             if prev.namespace_created && prev.release_namespace != namespace {
                 self.remove_namespace_if_empty(&identity, &prev.release_namespace)
                     .await;
             }
         }
 
-        let release = Release::new(&release_name, &namespace).acting_as(identity.clone());
         let mut current = self.engine.status(&release).await?;
         if let Some(cur) = &current
             && cur.status.is_pending()
@@ -547,9 +554,9 @@ impl HelmHandler {
         };
 
         let mut namespace_created = before.namespace_created(&desired);
-        if config.manage_namespace && !self.namespaces.exists(&namespace).await? {
+        if config.manage_namespace && !self.namespaces.exists(namespace).await? {
             self.namespaces
-                .create(&identity, &namespace)
+                .create(&identity, namespace)
                 .await
                 .map_err(|f| f.context(&format!("create namespace {namespace}")))?;
             namespace_created = true;
@@ -559,8 +566,8 @@ impl HelmHandler {
         let mut status = match before.same() {
             Some(p) => p.clone(),
             None => HandlerStatus {
-                release_name: release_name.clone(),
-                release_namespace: namespace.clone(),
+                release_name: release_name.to_string(),
+                release_namespace: namespace.to_string(),
                 ..HandlerStatus::default()
             },
         };
@@ -874,7 +881,7 @@ impl HelmHandler {
     }
 
     async fn check_applied_inner(&self, cx: &HandlerContext) -> Attempt<HandlerOutcome> {
-        let Some(target) = self.target(cx) else {
+        let Some(target) = self.target(cx)? else {
             // Neither a status nor an allowed config: report why.
             return Err(self.allowed_config(cx).err().unwrap_or_else(|| {
                 Failure::new(ErrorCategory::Internal, "no release to observe")
@@ -892,7 +899,7 @@ impl HelmHandler {
     }
 
     async fn delete_inner(&self, cx: &HandlerContext) -> Attempt<HandlerOutcome> {
-        let Some(target) = self.target(cx) else {
+        let Some(target) = self.target(cx)? else {
             tracing::info!("no release recorded and no valid config: nothing to uninstall");
             self.secret_index
                 .remove(&ObjectKey::new(cx.namespace(), cx.name()));
@@ -913,7 +920,7 @@ impl HelmHandler {
     }
 
     async fn check_deleted_inner(&self, cx: &HandlerContext) -> Attempt<HandlerOutcome> {
-        let Some(target) = self.target(cx) else {
+        let Some(target) = self.target(cx)? else {
             self.secret_index
                 .remove(&ObjectKey::new(cx.namespace(), cx.name()));
             return Ok(HandlerOutcome::done());

@@ -272,9 +272,7 @@ impl HelmEngine {
             OsString::from("{{.Version}}"),
         ];
         // Not gated by `stop`: it runs before this replica may lead, and touches no cluster.
-        let out = self
-            .run_helm("version", &Release::new("-", "-"), args, None, None)
-            .await?;
+        let out = self.run_helm("version", None, args, None, None).await?;
         let found = out.trim().to_string();
         let version = HelmVersion::parse(&found).ok_or_else(|| HelmError::UnknownVersion {
             path: self.options.helm_binary.clone(),
@@ -363,20 +361,21 @@ impl HelmEngine {
         timeout: Option<Duration>,
     ) -> Result<String, HelmError> {
         let stop = &self.options.stop;
-        self.run_helm(operation, release, args, timeout, Some(stop))
+        self.run_helm(operation, Some(release), args, timeout, Some(stop))
             .await
     }
 
+    /// Runs helm; `release` is the release it acts on (none for `helm version`).
     async fn run_helm(
         &self,
         operation: &'static str,
-        release: &Release,
+        release: Option<&Release>,
         args: Vec<OsString>,
         timeout: Option<Duration>,
         stop: Option<&stop::HelmStop>,
     ) -> Result<String, HelmError> {
         let timeout = timeout.unwrap_or(self.options.timeout);
-        tracing::debug!(operation, %release, ?args, "running helm");
+        tracing::debug!(operation, release = %release.map(Release::to_string).unwrap_or_default(), ?args, "running helm");
         let never = stop::HelmStop::default();
         let out = command::run(
             self.command(&args),
@@ -391,8 +390,8 @@ impl HelmEngine {
         } else {
             Err(errors::classify(
                 operation,
-                &release.namespace,
-                &release.name,
+                release.map_or("", |r| &r.namespace),
+                release.map_or("", |r| &r.name),
                 out.exit(),
                 &out.stderr,
             ))
@@ -428,10 +427,10 @@ impl HelmEngine {
         let mut args: Vec<OsString> = vec![
             "upgrade".into(),
             "--install".into(),
-            release.name.clone().into(),
+            release.name.as_str().into(),
             chart.into(),
             "--namespace".into(),
-            release.namespace.clone().into(),
+            release.namespace.as_str().into(),
             "--history-max".into(),
             self.options.history_max.to_string().into(),
             // The desired state is the chart's defaults + our values, never the previous
@@ -470,10 +469,10 @@ impl HelmEngine {
     ) -> Vec<OsString> {
         vec![
             "template".into(),
-            release.name.clone().into(),
+            release.name.as_str().into(),
             chart.into(),
             "--namespace".into(),
-            release.namespace.clone().into(),
+            release.namespace.as_str().into(),
             "--include-crds".into(),
             "-f".into(),
             values_file.into(),
@@ -523,9 +522,9 @@ impl HelmEngine {
     fn status_args(&self, release: &Release) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
             "status".into(),
-            release.name.clone().into(),
+            release.name.as_str().into(),
             "--namespace".into(),
-            release.namespace.clone().into(),
+            release.namespace.as_str().into(),
             "--output".into(),
             "json".into(),
         ];
@@ -537,9 +536,9 @@ impl HelmEngine {
     fn uninstall_args(&self, release: &Release, timeout: Duration) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
             "uninstall".into(),
-            release.name.clone().into(),
+            release.name.as_str().into(),
             "--namespace".into(),
-            release.namespace.clone().into(),
+            release.namespace.as_str().into(),
             "--timeout".into(),
             Self::helm_timeout_arg(timeout),
         ];
@@ -554,13 +553,13 @@ impl HelmEngine {
         revision: Option<u64>,
         timeout: Duration,
     ) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["rollback".into(), release.name.clone().into()];
+        let mut args: Vec<OsString> = vec!["rollback".into(), release.name.as_str().into()];
         if let Some(revision) = revision {
             args.push(revision.to_string().into());
         }
         args.extend([
             "--namespace".into(),
-            release.namespace.clone().into(),
+            release.namespace.as_str().into(),
             "--history-max".into(),
             self.options.history_max.to_string().into(),
             "--timeout".into(),
@@ -580,7 +579,7 @@ impl HelmEngine {
         let fenced = self.options.stop.leadership_only();
         let status = self.status_args(release);
         let info = match self
-            .run_helm("status", release, status, Some(BOUND), Some(&fenced))
+            .run_helm("status", Some(release), status, Some(BOUND), Some(&fenced))
             .await
             .and_then(|out| ReleaseInfo::from_json("status", &out))
         {
@@ -598,7 +597,7 @@ impl HelmEngine {
                 ("rollback", self.rollback_args(release, None, BOUND))
             };
         match self
-            .run_helm(operation, release, args, Some(BOUND), Some(&fenced))
+            .run_helm(operation, Some(release), args, Some(BOUND), Some(&fenced))
             .await
         {
             Ok(_) => {
@@ -625,7 +624,6 @@ impl ReleaseEngine for HelmEngine {
         values: &Map<String, Value>,
         options: &UpgradeOptions,
     ) -> Result<ReleaseInfo, HelmError> {
-        release.validate()?;
         let _guard = self.locks.lock(release).await;
         let (_dir, values_file) = self.write_values("upgrade", values)?;
         let args = self.upgrade_args(release, &Self::absolute_chart(chart), &values_file, options);
@@ -650,7 +648,6 @@ impl ReleaseEngine for HelmEngine {
 
     /// `helm status -o json`; `None` when the release does not exist.
     async fn status(&self, release: &Release) -> Result<Option<ReleaseInfo>, HelmError> {
-        release.validate()?;
         let _guard = self.locks.lock(release).await;
         let args = self.status_args(release);
         match self.run_checked("status", release, args, None).await {
@@ -662,14 +659,13 @@ impl ReleaseEngine for HelmEngine {
 
     /// `helm get manifest`: the rendered objects of the current revision (multi-document YAML).
     async fn get_manifest(&self, release: &Release) -> Result<String, HelmError> {
-        release.validate()?;
         let _guard = self.locks.lock(release).await;
         let mut args: Vec<OsString> = vec![
             "get".into(),
             "manifest".into(),
-            release.name.clone().into(),
+            release.name.as_str().into(),
             "--namespace".into(),
-            release.namespace.clone().into(),
+            release.namespace.as_str().into(),
         ];
         self.cluster_args(release, &mut args);
         self.run_checked("get manifest", release, args, None).await
@@ -677,7 +673,6 @@ impl ReleaseEngine for HelmEngine {
 
     /// `helm uninstall` (no `--wait`); a release that does not exist is already gone.
     async fn uninstall(&self, release: &Release) -> Result<UninstallOutcome, HelmError> {
-        release.validate()?;
         let _guard = self.locks.lock(release).await;
         let args = self.uninstall_args(release, self.options.timeout);
         match self.run_checked("uninstall", release, args, None).await {
@@ -689,7 +684,6 @@ impl ReleaseEngine for HelmEngine {
 
     /// `helm rollback NAME [REVISION]` (no `--wait`).
     async fn rollback(&self, release: &Release, revision: Option<u64>) -> Result<(), HelmError> {
-        release.validate()?;
         let _guard = self.locks.lock(release).await;
         let args = self.rollback_args(release, revision, self.options.timeout);
         self.run_checked("rollback", release, args, None)
@@ -704,7 +698,6 @@ impl ReleaseEngine for HelmEngine {
         chart: &Path,
         values: &Map<String, Value>,
     ) -> Result<String, HelmError> {
-        release.validate()?;
         let (_dir, values_file) = self.write_values("template", values)?;
         let args = self.template_args(release, &Self::absolute_chart(chart), &values_file);
         self.run_checked("template", release, args, None).await
@@ -726,7 +719,7 @@ mod tests {
                 server_side_apply,
                 ..UpgradeOptions::default()
             };
-            let release = Release::new("web", "apps");
+            let release = Release::parse("web", "apps").unwrap();
             let argv = engine.upgrade_args(&release, Path::new("c.tgz"), Path::new("v"), &options);
             argv.contains(&OsString::from("--disable-openapi-validation"))
         };

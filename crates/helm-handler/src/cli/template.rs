@@ -164,7 +164,10 @@ pub async fn template_component(
             };
         }
     };
-    let release = Release::new(config.release_name.as_str(), &config.release_namespace);
+    let release = Release::new(
+        config.release_name.clone(),
+        config.release_namespace.clone(),
+    );
     let result = engine
         .template(&release, &located.path, values.as_map())
         .await

@@ -42,12 +42,8 @@ pub enum HelmError {
     },
 
     /// A release name or namespace that helm would reject (or misread as a flag).
-    #[error("invalid release {field} {value:?}: {reason}")]
-    InvalidRelease {
-        field: &'static str,
-        value: String,
-        reason: &'static str,
-    },
+    #[error("invalid release {field}: {reason}")]
+    InvalidRelease { field: &'static str, reason: String },
 
     /// The release does not exist.
     #[error("release {namespace}/{name} not found")]

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedMutexGuard;
 
 use super::release::Release;
+use crate::config::{NamespaceName, ReleaseName};
 
-type Key = (String, String);
+type Key = (NamespaceName, ReleaseName);
 
 /// Per-release async mutexes.
 #[derive(Default, Debug)]
@@ -82,7 +83,7 @@ mod tests {
         for i in 0..6 {
             let (locks, running, max) = (locks.clone(), running.clone(), max.clone());
             tasks.push(tokio::spawn(async move {
-                let release = Release::new("same", "ns");
+                let release = Release::parse("same", "ns").unwrap();
                 let _g = locks.lock(&release).await;
                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                 max.fetch_max(now, Ordering::SeqCst);
@@ -97,10 +98,10 @@ mod tests {
         assert!(locks.is_empty(), "entries are cleaned up");
 
         // Different releases do not wait for each other.
-        let a = locks.lock(&Release::new("a", "ns")).await;
+        let a = locks.lock(&Release::parse("a", "ns").unwrap()).await;
         let b = tokio::time::timeout(
             Duration::from_secs(1),
-            locks.lock(&Release::new("a", "other")),
+            locks.lock(&Release::parse("a", "other").unwrap()),
         )
         .await;
         assert!(b.is_ok());

@@ -138,7 +138,6 @@ impl RecordedReleases {
         release: &Release,
         operation: &'static str,
     ) -> Result<Option<ReleaseInfo>, HelmError> {
-        release.validate()?;
         let client =
             self.clients
                 .client(&release.identity)
@@ -181,8 +180,8 @@ impl ReleaseEngine for RecordedReleases {
         match self.read(release, "get manifest").await? {
             Some(info) => Ok(info.manifest),
             None => Err(HelmError::ReleaseNotFound {
-                namespace: release.namespace.clone(),
-                name: release.name.clone(),
+                namespace: release.namespace.to_string(),
+                name: release.name.to_string(),
             }),
         }
     }
@@ -306,7 +305,7 @@ mod tests {
             )
             .with_code(403),
         ));
-        let err = api_error("status", &Release::new("web", "team-b"), &e);
+        let err = api_error("status", &Release::parse("web", "team-b").unwrap(), &e);
         assert_eq!(err.category(), ErrorCategory::Auth);
         let text = err.to_string();
         assert!(
@@ -318,7 +317,7 @@ mod tests {
         let gone = kube::Error::Api(Box::new(
             kube::core::Status::failure("etcd is down", "InternalError").with_code(503),
         ));
-        let err = api_error("status", &Release::new("web", "team-b"), &gone);
+        let err = api_error("status", &Release::parse("web", "team-b").unwrap(), &gone);
         assert_eq!(err.category(), ErrorCategory::Network, "{err}");
     }
 }

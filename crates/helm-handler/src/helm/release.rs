@@ -11,26 +11,38 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::errors::HelmError;
+use crate::config::{NamespaceName, ReleaseName};
 use crate::identity::Identity;
 
-/// A release (name and namespace), and who acts on it: every helm command and every read of
+/// A release (name and namespace, valid by construction: helm is never handed a name it
+/// would refuse or read as a flag), and who acts on it: every helm command and every read of
 /// its objects runs as [`Release::identity`] (tenancy: see [`crate::identity`]).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Release {
-    pub name: String,
-    pub namespace: String,
+    pub name: ReleaseName,
+    pub namespace: NamespaceName,
     /// The controller's own identity unless set with [`Release::acting_as`].
-    #[serde(skip)]
     pub identity: Identity,
 }
 
 impl Release {
-    pub fn new(name: impl Into<String>, namespace: impl Into<String>) -> Release {
+    pub fn new(name: ReleaseName, namespace: NamespaceName) -> Release {
         Release {
-            name: name.into(),
-            namespace: namespace.into(),
+            name,
+            namespace,
             identity: Identity::Controller,
         }
+    }
+
+    /// A release from names that were not validated yet (a recorded status, which anyone
+    /// who may edit the Component can change): what helm would refuse or misread is an
+    /// [`HelmError::InvalidRelease`].
+    pub fn parse(name: &str, namespace: &str) -> Result<Release, HelmError> {
+        let invalid = |field| move |reason| HelmError::InvalidRelease { field, reason };
+        Ok(Release::new(
+            ReleaseName::new(name).map_err(invalid("name"))?,
+            NamespaceName::new(namespace).map_err(invalid("namespace"))?,
+        ))
     }
 
     /// The same release, acted on as `identity`.
@@ -38,50 +50,6 @@ impl Release {
         self.identity = identity;
         self
     }
-
-    /// Rejects what helm would reject or misread: empty, longer than 53 characters (helm's
-    /// limit for names; 63 for namespaces), or not a lowercase DNS-1123 name (this also keeps
-    /// a leading `-` from being read as a flag).
-    pub fn validate(&self) -> Result<(), HelmError> {
-        check_dns_name("name", &self.name, 53, true)?;
-        check_dns_name("namespace", &self.namespace, 63, false)
-    }
-}
-
-fn check_dns_name(
-    field: &'static str,
-    value: &str,
-    max: usize,
-    allow_dots: bool,
-) -> Result<(), HelmError> {
-    let invalid = |reason| HelmError::InvalidRelease {
-        field,
-        value: value.to_string(),
-        reason,
-    };
-    if value.is_empty() {
-        return Err(invalid("must not be empty"));
-    }
-    if value.len() > max {
-        return Err(invalid(if max == 53 {
-            "longer than 53 characters"
-        } else {
-            "longer than 63 characters"
-        }));
-    }
-    let ok_char = |c: char| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (allow_dots && c == '.')
-    };
-    if !value.chars().all(ok_char) {
-        return Err(invalid(
-            "only lowercase letters, digits, '-' (and '.' in names) are allowed",
-        ));
-    }
-    let first_last_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    if !first_last_ok(value.chars().next()) || !first_last_ok(value.chars().last()) {
-        return Err(invalid("must start and end with a letter or digit"));
-    }
-    Ok(())
 }
 
 impl fmt::Display for Release {
@@ -257,13 +225,20 @@ mod tests {
 
     #[test]
     fn release_names() {
-        assert!(Release::new("my-app", "apps").validate().is_ok());
-        assert!(Release::new("my.app-2", "a").validate().is_ok());
+        assert!(Release::parse("my-app", "apps").is_ok());
+        assert!(Release::parse("my.app-2", "a").is_ok());
         for bad in ["", "-rf", "My", "a_b", "x-", &"a".repeat(54)] {
-            assert!(Release::new(bad, "ns").validate().is_err(), "{bad:?}");
+            let err = Release::parse(bad, "ns").unwrap_err().to_string();
+            assert!(err.starts_with("invalid release name: "), "{bad:?}: {err}");
         }
-        assert!(Release::new("ok", "a.b").validate().is_err());
-        assert!(Release::new("ok", "--kubeconfig").validate().is_err());
+        assert!(Release::parse("ok", "a.b").is_err());
+        let err = Release::parse("ok", "--kubeconfig")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid release namespace: \"--kubeconfig\""),
+            "{err}"
+        );
     }
 
     #[test]

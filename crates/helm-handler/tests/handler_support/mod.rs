@@ -68,8 +68,8 @@ pub struct FakeEngine {
 
 fn info(release: &Release, revision: u64, status: ReleaseStatus) -> ReleaseInfo {
     ReleaseInfo {
-        name: release.name.clone(),
-        namespace: release.namespace.clone(),
+        name: release.name.to_string(),
+        namespace: release.namespace.to_string(),
         revision,
         status,
         description: "Install complete".into(),
@@ -116,7 +116,7 @@ impl FakeEngine {
 
     /// A release that exists before the handler sees it (revision 1, deployed).
     pub fn preinstall(&self, namespace: &str, name: &str) {
-        let r = Release::new(name, namespace);
+        let r = Release::parse(name, namespace).unwrap();
         self.state
             .lock()
             .unwrap()
@@ -126,7 +126,7 @@ impl FakeEngine {
 
     /// A release deployed for another Component (its helm description says so).
     pub fn preinstall_for(&self, namespace: &str, name: &str, component: &str) {
-        let r = Release::new(name, namespace);
+        let r = Release::parse(name, namespace).unwrap();
         let mut i = info(&r, 1, ReleaseStatus::Deployed);
         i.description = format!("helm-handler: Component {component}");
         self.state.lock().unwrap().releases.insert(r.to_string(), i);
@@ -162,7 +162,7 @@ impl FakeEngine {
         status: ReleaseStatus,
         started: std::time::SystemTime,
     ) {
-        let r = Release::new(name, namespace);
+        let r = Release::parse(name, namespace).unwrap();
         let mut s = self.state.lock().unwrap();
         let revision = s.releases.get(&r.to_string()).map_or(1, |i| i.revision + 1);
         let mut i = info(&r, revision, status);
@@ -234,8 +234,8 @@ impl ReleaseEngine for FakeEngine {
         s.record(Call::Manifest(release.to_string()), release);
         if !s.releases.contains_key(&release.to_string()) {
             return Err(HelmError::ReleaseNotFound {
-                namespace: release.namespace.clone(),
-                name: release.name.clone(),
+                namespace: release.namespace.to_string(),
+                name: release.name.to_string(),
             });
         }
         Ok(format!(
@@ -264,8 +264,8 @@ impl ReleaseEngine for FakeEngine {
                 Ok(())
             }
             None => Err(HelmError::ReleaseNotFound {
-                namespace: release.namespace.clone(),
-                name: release.name.clone(),
+                namespace: release.namespace.to_string(),
+                name: release.name.to_string(),
             }),
         }
     }
