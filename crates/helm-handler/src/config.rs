@@ -16,7 +16,6 @@
 //! The source may also be written in the flat legacy forms (see
 //! [`chart_source::spec::parse_source`]). Unknown top-level fields are errors naming the field.
 
-use std::fmt;
 
 use chart_source::SourceSpec;
 use chart_source::spec::{
@@ -27,6 +26,7 @@ use serde_json::{Map, Value};
 use crate::drift::DriftDetection;
 use crate::error::Error;
 use crate::identity::{SERVICE_ACCOUNT_FIELD, ServiceAccountName};
+use crate::validated_name::validated_name;
 use crate::values::{TargetPath, ValuesKind};
 
 /// Helm's limit on release names.
@@ -57,10 +57,11 @@ pub const DEFAULT_VALUES_KEY: &str = "values.yaml";
 /// Flux's bound on `valuesKey`.
 pub const MAX_VALUES_KEY_LEN: usize = 253;
 
-/// A Helm release name, valid by construction: a lowercase RFC 1123 subdomain
-/// (`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`) of at most 53 characters.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ReleaseName(String);
+validated_name! {
+    /// A Helm release name, valid by construction: a lowercase RFC 1123 subdomain
+    /// (`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`) of at most 53 characters.
+    ReleaseName
+}
 
 impl ReleaseName {
     /// Validates a release name; the error says what is wrong (without a field name).
@@ -81,28 +82,6 @@ impl ReleaseName {
         }
         Ok(ReleaseName(name.to_string()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ReleaseName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for ReleaseName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ReleaseName({:?})", self.0)
-    }
-}
-
-impl AsRef<str> for ReleaseName {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
 }
 
 impl std::str::FromStr for ReleaseName {
@@ -112,10 +91,11 @@ impl std::str::FromStr for ReleaseName {
     }
 }
 
-/// A Kubernetes namespace name, valid by construction: a lowercase RFC 1123 label of at most
-/// 63 characters (where a release goes, and what helm is given as `--namespace`).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NamespaceName(String);
+validated_name! {
+    /// A Kubernetes namespace name, valid by construction: a lowercase RFC 1123 label of at
+    /// most 63 characters (where a release goes, and what helm is given as `--namespace`).
+    NamespaceName
+}
 
 impl NamespaceName {
     /// Validates a namespace name; the error says what is wrong (without a field name).
@@ -127,62 +107,6 @@ impl NamespaceName {
                 "{name:?} is not a valid namespace name (lowercase letters, digits and `-`, at most 63 characters, starting and ending with a letter or digit)"
             ))
         }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for NamespaceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for NamespaceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NamespaceName({:?})", self.0)
-    }
-}
-
-impl AsRef<str> for NamespaceName {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Read as the string it is (what kube-rs and helm's argv take); built only through `new`.
-impl std::ops::Deref for NamespaceName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Read as the string it is (what kube-rs and helm's argv take); built only through `new`.
-impl std::ops::Deref for ReleaseName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl PartialEq<str> for NamespaceName {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for NamespaceName {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
-
-impl PartialEq<str> for ReleaseName {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
     }
 }
 

@@ -26,6 +26,7 @@ use std::fmt;
 use chart_source::spec::is_dns_subdomain;
 
 use crate::error::Error;
+use crate::validated_name::validated_name;
 
 /// The `spec.config` field naming the ServiceAccount.
 pub const SERVICE_ACCOUNT_FIELD: &str = "serviceAccountName";
@@ -36,10 +37,11 @@ pub const NO_CROSS_NAMESPACE_FLAG: &str = "--no-cross-namespace-releases";
 /// The groups every ServiceAccount belongs to (besides `system:serviceaccounts:<ns>`).
 pub const SERVICE_ACCOUNTS_GROUP: &str = "system:serviceaccounts";
 
-/// A ServiceAccount name, valid by construction: a lowercase RFC 1123 subdomain of at most
-/// 253 characters (what the API server accepts as a ServiceAccount's `metadata.name`).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceAccountName(String);
+validated_name! {
+    /// A ServiceAccount name, valid by construction: a lowercase RFC 1123 subdomain of at
+    /// most 253 characters (what the API server accepts as a ServiceAccount's `metadata.name`).
+    ServiceAccountName
+}
 
 impl ServiceAccountName {
     /// Validates a name; the error says what is wrong (without a field name).
@@ -53,22 +55,6 @@ impl ServiceAccountName {
                 "{name:?} is not a valid ServiceAccount name (lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit, at most 253 characters)"
             ))
         }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ServiceAccountName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for ServiceAccountName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ServiceAccountName({:?})", self.0)
     }
 }
 

@@ -22,5 +22,6 @@ pub mod manifests;
 pub mod metrics;
 pub mod readiness;
 pub mod selector;
+pub mod validated_name;
 pub mod values;
 pub mod values_from;
