@@ -9,10 +9,14 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::backoff::Backoff;
 use crate::clock;
-use crate::crd::{Component, Phase};
+use crate::crd::{Component, ComponentStatus, Phase};
 use crate::handler::{Outcome, RetryClass};
 use crate::names;
+use crate::status::{self, PhaseTimer};
 
 /// What the engine knows about a Component at the start of a step.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -428,4 +432,113 @@ pub fn phase_deadline(c: &Component) -> Option<Timestamp> {
     let status = c.status.as_ref()?;
     let start = status.phase_started_at.as_ref()?.0;
     Some(clock::plus(start, phase_timeout(c, status.phase?)?))
+}
+
+/// What an operation's outcome is recorded from: where the decision goes next ([`after`]),
+/// which operation ran, what it said, and for which generation.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded<'a> {
+    pub next: Next,
+    pub op: Operation,
+    pub outcome: &'a Outcome,
+    pub generation: i64,
+    /// A fresh operation (new generation, retry, first claim) restarts the phase timer.
+    pub fresh: bool,
+}
+
+/// The status an operation's outcome leaves (phase, message, retry fields, generations),
+/// and when to look again. Pure: the engine writes the status and requeues. `Next::Release`
+/// (the finalizer goes) changes no status and is not recorded here.
+pub fn record_outcome(
+    st: &mut ComponentStatus,
+    r: &Recorded<'_>,
+    now: Timestamp,
+    backoff: &Backoff,
+    slow_retry: Duration,
+) -> Option<Duration> {
+    let (category, message) = match r.outcome {
+        Outcome::Done => (None, String::new()),
+        Outcome::InProgress { message, .. } => (None, message.clone()),
+        Outcome::Failed { category, message } => (Some(*category), message.clone()),
+    };
+    let working_phase = match r.op {
+        Operation::Delete | Operation::CheckDeleted => Phase::Terminating,
+        Operation::Apply | Operation::CheckApplied => Phase::Deploying,
+    };
+    let timer = PhaseTimer::fresh(r.fresh);
+    let generation = r.generation;
+    match r.next {
+        Next::Ready => {
+            status::set_phase(st, Phase::Ready, now, timer);
+            st.applied_generation = Some(generation);
+            st.message = Some(format!("generation {generation} is deployed and ready"));
+            status::clear_retry(st);
+            None
+        }
+        Next::Deploying | Next::Terminating => {
+            status::set_phase(st, working_phase, now, timer);
+            if r.op == Operation::Apply {
+                st.applied_generation = Some(generation);
+            }
+            if r.op == Operation::Delete {
+                st.deletion_started = Some(true);
+            }
+            st.message = Some(message);
+            status::clear_retry(st);
+            Some(match r.outcome {
+                Outcome::InProgress { requeue_after, .. } => *requeue_after,
+                _ => Duration::from_secs(5),
+            })
+        }
+        Next::Backoff => {
+            status::set_phase(st, working_phase, now, timer);
+            let attempts = st.attempts.unwrap_or(0).saturating_add(1);
+            // Whole seconds: status timestamps are stored with second precision.
+            let delay = ceil_secs(backoff.delay(attempts.max(1) as u32));
+            st.attempts = Some(attempts);
+            st.next_retry_at = Some(Time(clock::plus(now, delay)));
+            st.failure_category = category;
+            st.message = Some(format!(
+                "{} failed ({}; attempt {attempts}), retrying in {}: {message}",
+                r.op.as_str(),
+                category.map(|c| c.as_str()).unwrap_or("error"),
+                humantime::format_duration(round_secs(delay))
+            ));
+            Some(delay)
+        }
+        Next::Failed | Next::FailedSlow | Next::TerminationFailed => {
+            let phase = if r.next == Next::TerminationFailed {
+                Phase::TerminationFailed
+            } else {
+                Phase::Failed
+            };
+            status::set_phase(st, phase, now, PhaseTimer::OnChange);
+            st.attempts = None;
+            st.failure_category = category;
+            if r.next == Next::FailedSlow {
+                st.next_retry_at = Some(Time(clock::plus(now, slow_retry)));
+                st.message = Some(format!(
+                    "{message} (retrying in {}, or when a referenced object changes)",
+                    humantime::format_duration(round_secs(slow_retry))
+                ));
+                Some(slow_retry)
+            } else {
+                st.next_retry_at = None;
+                st.message = Some(message);
+                None
+            }
+        }
+        Next::Release => None,
+    }
+}
+
+/// Rounds up to whole seconds.
+pub fn ceil_secs(d: Duration) -> Duration {
+    let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    Duration::from_secs(whole)
+}
+
+/// Whole seconds, at least one (for messages).
+pub fn round_secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs().max(1))
 }

@@ -11,8 +11,8 @@ use crate::api::{ApiError, ComponentApi, ComponentEvent};
 use crate::backoff::Backoff;
 use crate::clock::{self, Clock};
 use crate::crd::{Component, ComponentStatus, Phase};
-use crate::decision::{self, Action, Facts, Next, Operation, OutcomeClass, Situation};
-use crate::handler::{ErrorCategory, Handler, HandlerContext, HandlerOutcome, Outcome};
+use crate::decision::{self, Action, Facts, Next, Operation, OutcomeClass, Recorded, Situation};
+use crate::handler::{ErrorCategory, Handler, HandlerContext, HandlerOutcome};
 use crate::mergepatch;
 use crate::names;
 use crate::status::{self, PhaseTimer};
@@ -314,7 +314,6 @@ impl<H: Handler> Engine<H> {
         let now = self.clock.now();
         let generation = c.metadata.generation.unwrap_or(0);
         let mut st = c.status.clone().unwrap_or_default();
-        let deleting = matches!(op, Operation::Delete | Operation::CheckDeleted);
         if fresh {
             status::clear_retry(&mut st);
             if op == Operation::Delete {
@@ -360,103 +359,44 @@ impl<H: Handler> Engine<H> {
             st.handler_status = if hs.is_null() { None } else { Some(hs) };
         }
         let next = decision::after(op, OutcomeClass::of(&out.outcome));
-        let (category, message) = match &out.outcome {
-            Outcome::Done => (None, String::new()),
-            Outcome::InProgress { message, .. } => (None, message.clone()),
-            Outcome::Failed { category, message } => (Some(*category), message.clone()),
-        };
-        let working_phase = if deleting {
-            Phase::Terminating
-        } else {
-            Phase::Deploying
-        };
-        let mut requeue = None;
-        match next {
-            Next::Ready => {
-                status::set_phase(&mut st, Phase::Ready, now, PhaseTimer::fresh(fresh));
-                st.applied_generation = Some(generation);
-                st.message = Some(format!("generation {generation} is deployed and ready"));
-                status::clear_retry(&mut st);
-            }
-            Next::Deploying | Next::Terminating => {
-                status::set_phase(&mut st, working_phase, now, PhaseTimer::fresh(fresh));
-                if op == Operation::Apply {
-                    st.applied_generation = Some(generation);
-                }
-                if op == Operation::Delete {
-                    st.deletion_started = Some(true);
-                }
-                st.message = Some(message);
-                status::clear_retry(&mut st);
-                let hint = match &out.outcome {
-                    Outcome::InProgress { requeue_after, .. } => *requeue_after,
-                    _ => Duration::from_secs(5),
-                };
-                requeue = Some(hint);
-            }
-            Next::Backoff => {
-                status::set_phase(&mut st, working_phase, now, PhaseTimer::fresh(fresh));
-                let attempts = st.attempts.unwrap_or(0).saturating_add(1);
-                // Whole seconds: status timestamps are stored with second precision.
-                let delay = ceil_secs(self.config.backoff.delay(attempts.max(1) as u32));
-                st.attempts = Some(attempts);
-                st.next_retry_at = Some(Time(clock::plus(now, delay)));
-                st.failure_category = category;
-                st.message = Some(format!(
-                    "{} failed ({}; attempt {attempts}), retrying in {}: {message}",
-                    op.as_str(),
-                    category.map(|c| c.as_str()).unwrap_or("error"),
-                    humantime::format_duration(round_secs(delay))
-                ));
-                requeue = Some(delay);
-            }
-            Next::Failed | Next::FailedSlow | Next::TerminationFailed => {
-                let phase = if next == Next::TerminationFailed {
-                    Phase::TerminationFailed
-                } else {
-                    Phase::Failed
-                };
-                status::set_phase(&mut st, phase, now, PhaseTimer::OnChange);
-                st.attempts = None;
-                st.failure_category = category;
-                if next == Next::FailedSlow {
-                    let delay = self.config.slow_retry;
-                    st.next_retry_at = Some(Time(clock::plus(now, delay)));
-                    st.message = Some(format!(
-                        "{message} (retrying in {}, or when a referenced object changes)",
-                        humantime::format_duration(round_secs(delay))
-                    ));
-                    requeue = Some(delay);
-                } else {
-                    st.next_retry_at = None;
-                    st.message = Some(message);
-                }
-            }
-            Next::Release => {
-                self.publish(
-                    &c,
-                    false,
-                    names::reason::DELETED,
-                    action,
-                    "cleanup complete; lifecycle finalizer removed".to_string(),
-                )
-                .await;
-                let fins: Vec<String> = c
-                    .metadata
-                    .finalizers
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|x| *x != self.finalizer)
-                    .collect();
-                self.api.set_finalizers(&c, fins).await?;
-                return Ok(Step::Stop(Reconciled {
-                    action,
-                    event: Some(event),
-                    requeue_after: None,
-                }));
-            }
+        if next == Next::Release {
+            self.publish(
+                &c,
+                false,
+                names::reason::DELETED,
+                action,
+                "cleanup complete; lifecycle finalizer removed".to_string(),
+            )
+            .await;
+            let fins: Vec<String> = c
+                .metadata
+                .finalizers
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|x| *x != self.finalizer)
+                .collect();
+            self.api.set_finalizers(&c, fins).await?;
+            return Ok(Step::Stop(Reconciled {
+                action,
+                event: Some(event),
+                requeue_after: None,
+            }));
         }
+        let recorded = Recorded {
+            next,
+            op,
+            outcome: &out.outcome,
+            generation,
+            fresh,
+        };
+        let requeue = decision::record_outcome(
+            &mut st,
+            &recorded,
+            now,
+            &self.config.backoff,
+            self.config.slow_retry,
+        );
         status::set_handler_conditions(&mut st, &out.conditions, generation, now);
         for ev in &out.events {
             self.publish(&c, ev.warning, &ev.reason, action, ev.message.clone())
@@ -570,15 +510,6 @@ impl<H: Handler> Engine<H> {
             tracing::warn!(error = %e, reason, "cannot publish event");
         }
     }
-}
-
-fn ceil_secs(d: Duration) -> Duration {
-    let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    Duration::from_secs(whole)
-}
-
-fn round_secs(d: Duration) -> Duration {
-    Duration::from_secs(d.as_secs().max(1))
 }
 
 fn truncate(mut s: String, max: usize) -> String {

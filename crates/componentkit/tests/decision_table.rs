@@ -383,3 +383,193 @@ fn classification_priorities() {
         Situation::Resync
     );
 }
+
+/// What each outcome leaves in the status (phase, retry fields, message) and when the engine
+/// looks again — the step after [`after`], one row per `Next`.
+#[test]
+fn outcomes_are_recorded_in_the_status() {
+    use std::time::Duration;
+
+    use componentkit::backoff::Backoff;
+    use componentkit::crd::ComponentStatus;
+    use componentkit::decision::{Recorded, record_outcome};
+    use componentkit::handler::{ErrorCategory, Outcome};
+    use k8s_openapi::jiff::Timestamp;
+
+    let now = Timestamp::from_second(1_000_000).unwrap();
+    let backoff = Backoff {
+        base: Duration::from_secs(2),
+        max: Duration::from_secs(300),
+    };
+    let slow = Duration::from_secs(300);
+    let progressing = Outcome::InProgress {
+        requeue_after: Duration::from_secs(7),
+        message: "waiting for web".into(),
+    };
+    let network = Outcome::Failed {
+        category: ErrorCategory::Network,
+        message: "registry down".into(),
+    };
+    let auth = Outcome::Failed {
+        category: ErrorCategory::Auth,
+        message: "401".into(),
+    };
+    let config = Outcome::Failed {
+        category: ErrorCategory::Config,
+        message: "bad field".into(),
+    };
+    // (what, next, op, outcome, attempts before) → (phase, attempts, retry at +s, category, message starts, requeue s)
+    type Row<'a> = (
+        &'a str,
+        Next,
+        Operation,
+        &'a Outcome,
+        Option<i32>,
+        (
+            Phase,
+            Option<i32>,
+            Option<i64>,
+            Option<ErrorCategory>,
+            &'a str,
+            Option<u64>,
+        ),
+    );
+    let rows: Vec<Row> = vec![
+        (
+            "ready clears the retry state",
+            Next::Ready,
+            Operation::CheckApplied,
+            &Outcome::Done,
+            Some(3),
+            (
+                Phase::Ready,
+                None,
+                None,
+                None,
+                "generation 4 is deployed and ready",
+                None,
+            ),
+        ),
+        (
+            "in progress: the handler's hint",
+            Next::Deploying,
+            Operation::Apply,
+            &progressing,
+            Some(2),
+            (
+                Phase::Deploying,
+                None,
+                None,
+                None,
+                "waiting for web",
+                Some(7),
+            ),
+        ),
+        (
+            "transient: backoff grows with attempts",
+            Next::Backoff,
+            Operation::Apply,
+            &network,
+            Some(2),
+            (
+                Phase::Deploying,
+                Some(3),
+                Some(8),
+                Some(ErrorCategory::Network),
+                "Apply failed (Network; attempt 3), retrying in 8s: registry down",
+                Some(8),
+            ),
+        ),
+        (
+            "transient during removal stays terminating",
+            Next::Backoff,
+            Operation::Delete,
+            &network,
+            None,
+            (
+                Phase::Terminating,
+                Some(1),
+                Some(2),
+                Some(ErrorCategory::Network),
+                "Delete failed (Network; attempt 1)",
+                Some(2),
+            ),
+        ),
+        (
+            "slow: failed, retried after the slow delay",
+            Next::FailedSlow,
+            Operation::Apply,
+            &auth,
+            Some(1),
+            (
+                Phase::Failed,
+                None,
+                Some(300),
+                Some(ErrorCategory::Auth),
+                "401 (retrying in 5m, or when a referenced object changes)",
+                Some(300),
+            ),
+        ),
+        (
+            "permanent: failed, no retry",
+            Next::Failed,
+            Operation::Apply,
+            &config,
+            Some(1),
+            (
+                Phase::Failed,
+                None,
+                None,
+                Some(ErrorCategory::Config),
+                "bad field",
+                None,
+            ),
+        ),
+        (
+            "removal failed for good",
+            Next::TerminationFailed,
+            Operation::Delete,
+            &config,
+            None,
+            (
+                Phase::TerminationFailed,
+                None,
+                None,
+                Some(ErrorCategory::Config),
+                "bad field",
+                None,
+            ),
+        ),
+    ];
+    for (what, next, op, outcome, attempts, expected) in rows {
+        let mut st = ComponentStatus {
+            attempts,
+            ..ComponentStatus::default()
+        };
+        let requeue = record_outcome(
+            &mut st,
+            &Recorded {
+                next,
+                op,
+                outcome,
+                generation: 4,
+                fresh: false,
+            },
+            now,
+            &backoff,
+            slow,
+        );
+        let (phase, attempts, retry_in, category, message, requeue_s) = expected;
+        assert_eq!(st.phase, Some(phase), "{what}");
+        assert_eq!(st.attempts, attempts, "{what}");
+        assert_eq!(
+            st.next_retry_at.map(|t| t.0.as_second() - now.as_second()),
+            retry_in,
+            "{what}"
+        );
+        assert_eq!(st.failure_category, category, "{what}");
+        let text = st.message.unwrap_or_default();
+        assert!(text.starts_with(message), "{what}: {text}");
+        assert_eq!(requeue, requeue_s.map(Duration::from_secs), "{what}");
+    }
+}

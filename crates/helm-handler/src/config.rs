@@ -16,7 +16,6 @@
 //! The source may also be written in the flat legacy forms (see
 //! [`chart_source::spec::parse_source`]). Unknown top-level fields are errors naming the field.
 
-
 use chart_source::SourceSpec;
 use chart_source::spec::{
     FLAT_SOURCE_FIELDS, closest, is_dns_label, is_dns_subdomain, kind_of, parse_source,
