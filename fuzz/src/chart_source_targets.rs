@@ -15,7 +15,7 @@ use chart_source::archive::{self, ArchiveLimits};
 use chart_source::http::constraint::{Constraint, parse_version};
 use chart_source::http::{RepoIndex, index};
 use chart_source::yaml::{self, Limits, NODE_COST};
-use chart_source::{Category, OciReference};
+use chart_source::{ErrorCategory, OciReference};
 
 /// The targets, by the name of their libFuzzer binary and corpus directories.
 pub const TARGETS: &[super::names::Target] = &[
@@ -36,7 +36,7 @@ pub fn reference(data: &[u8]) {
         return;
     };
     if let Err(e) = OciReference::parse(text) {
-        assert_eq!(e.category(), Category::Config, "{e}");
+        assert_eq!(e.category(), ErrorCategory::Config, "{e}");
         assert!(e.to_string().contains(text), "does not name {text:?}: {e}");
     }
 }
@@ -113,7 +113,7 @@ pub fn source_spec(data: &[u8]) {
         Ok(spec) => {
             let _ = spec.describe();
         }
-        Err(e) => assert_eq!(e.category(), Category::Config, "{e}"),
+        Err(e) => assert_eq!(e.category(), ErrorCategory::Config, "{e}"),
     }
 }
 
@@ -133,7 +133,7 @@ pub fn index(data: &[u8]) {
     let repo = match RepoIndex::parse(bytes, "http://fuzz/index.yaml") {
         Ok(repo) => repo,
         Err(e) => {
-            assert_eq!(e.category(), Category::Integrity, "{e}");
+            assert_eq!(e.category(), ErrorCategory::Integrity, "{e}");
             return;
         }
     };
@@ -160,7 +160,10 @@ pub fn index(data: &[u8]) {
             );
         }
         Err(e) => assert!(
-            matches!(e.category(), Category::NotFound | Category::Config),
+            matches!(
+                e.category(),
+                ErrorCategory::NotFound | ErrorCategory::Config
+            ),
             "{e}"
         ),
     }
@@ -234,7 +237,7 @@ fn check_bytes(bytes: &[u8]) -> Option<archive::ChartMeta> {
     let _ = std::fs::remove_file(&path);
     match &result {
         Err(e) => {
-            assert_eq!(e.category(), Category::Integrity, "{e}");
+            assert_eq!(e.category(), ErrorCategory::Integrity, "{e}");
             assert!(e.to_string().contains(&*path.to_string_lossy()), "{e}");
         }
         Ok(meta) => {

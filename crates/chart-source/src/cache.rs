@@ -33,9 +33,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 
+use crate::ErrorCategory;
 use crate::archive::ChartMeta;
 use crate::digest::{Digest, Hasher};
-use crate::error::{Category, Error, Result};
+use crate::error::{Error, Result};
 
 const BLOB_DIR: &str = "sha256";
 const REF_DIR: &str = "refs";
@@ -386,7 +387,7 @@ impl ChartCache {
                 self.remove(digest)?;
                 Ok(None)
             }
-            Err(e) if e.category() == Category::Integrity => {
+            Err(e) if e.category() == ErrorCategory::Integrity => {
                 // Corrupted on disk, or a chart that fails the checks: tell them apart.
                 let path = entry.path;
                 let actual = tokio::task::spawn_blocking(move || {
@@ -755,7 +756,7 @@ mod tests {
         let mut w = c.writer("t", 100).unwrap();
         w.write(b"evil").unwrap();
         let err = w.commit(Some(&Digest::of(b"good"))).unwrap_err();
-        assert_eq!(err.category(), crate::Category::Integrity);
+        assert_eq!(err.category(), crate::ErrorCategory::Integrity);
         assert!(c.lookup(&Digest::of(b"evil")).is_none());
 
         let mut w = c.writer("t", 3).unwrap();

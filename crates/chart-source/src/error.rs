@@ -1,53 +1,11 @@
-//! The one error type at the chart-source boundary. Every variant has a [`Category`]: the
-//! controller decides retry versus fail from the category alone, and the CLI prints it.
+//! The one error type at the chart-source boundary. Every variant has an [`ErrorCategory`]
+//! (the workspace's one category type, so the controller uses it as is): the controller
+//! decides retry versus fail from the category alone, and the CLI prints it. chart-source
+//! produces `Config`, `Auth`, `NotFound`, `Network`, `Tls`, `Integrity` and `Io` only.
 
-use std::fmt;
 use std::path::PathBuf;
 
-/// What kind of failure this is, independent of which source produced it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Category {
-    /// The user's configuration is wrong: fix the Component.
-    Config,
-    /// The registry or repository refused the credentials (or their absence).
-    Auth,
-    /// The chart, version, tag or repository does not exist.
-    NotFound,
-    /// Could not reach the server, or it failed (5xx, timeout, reset).
-    Network,
-    /// The TLS handshake failed: unknown CA, bad certificate, wrong name.
-    Tls,
-    /// Content does not match its digest, or a chart archive fails the checks.
-    Integrity,
-    /// Local filesystem trouble (the cache directory).
-    Io,
-}
-
-impl Category {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Config => "config",
-            Category::Auth => "auth",
-            Category::NotFound => "not-found",
-            Category::Network => "network",
-            Category::Tls => "tls",
-            Category::Integrity => "integrity",
-            Category::Io => "io",
-        }
-    }
-
-    /// Transient failures may heal by themselves and are retried with backoff.
-    pub fn is_transient(self) -> bool {
-        matches!(self, Category::Network | Category::Io)
-    }
-}
-
-impl fmt::Display for Category {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use error_category::ErrorCategory;
 
 /// Errors of chart-source. Messages name the field, reference, URL or Secret concerned and
 /// never contain credentials.
@@ -85,15 +43,15 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn category(&self) -> Category {
+    pub fn category(&self) -> ErrorCategory {
         match self {
-            Error::Config { .. } | Error::InvalidReference { .. } => Category::Config,
-            Error::Auth { .. } => Category::Auth,
-            Error::NotFound { .. } => Category::NotFound,
-            Error::Network { .. } => Category::Network,
-            Error::Tls { .. } => Category::Tls,
-            Error::Integrity { .. } => Category::Integrity,
-            Error::Io { .. } => Category::Io,
+            Error::Config { .. } | Error::InvalidReference { .. } => ErrorCategory::Config,
+            Error::Auth { .. } => ErrorCategory::Auth,
+            Error::NotFound { .. } => ErrorCategory::NotFound,
+            Error::Network { .. } => ErrorCategory::Network,
+            Error::Tls { .. } => ErrorCategory::Tls,
+            Error::Integrity { .. } => ErrorCategory::Integrity,
+            Error::Io { .. } => ErrorCategory::Io,
         }
     }
 

@@ -7,7 +7,8 @@
 //! [`registry`] routes it to its source type's factory, which builds a [`ChartSource`]
 //! ([`oci`] or [`http`]); `locate()` resolves the version, downloads into the [`cache`]
 //! (temp file → digest check → rename), checks the archive ([`archive`]) and returns a
-//! [`LocatedChart`]. Errors carry a [`Category`] so callers choose retry or fail from it alone.
+//! [`LocatedChart`]. Errors carry an [`ErrorCategory`] so callers choose retry or fail from it
+//! alone.
 
 pub mod archive;
 pub mod cache;
@@ -30,7 +31,8 @@ pub mod yaml;
 pub use chart_identity::{ReferenceMismatch, Requested};
 pub use credentials::{Credentials, SecretString};
 pub use digest::Digest;
-pub use error::{Category, Error, Result};
+pub use error::{Error, Result};
+pub use error_category::ErrorCategory;
 pub use reference::OciReference;
 pub use source::{ChartSource, LocatedChart, SourceAuth};
 pub use spec::SourceSpec;

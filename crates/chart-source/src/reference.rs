@@ -446,7 +446,7 @@ mod tests {
         ];
         for (input, expected) in refused {
             let err = OciReference::parse(input).unwrap_err();
-            assert_eq!(err.category(), crate::Category::Config, "{input:?}");
+            assert_eq!(err.category(), crate::ErrorCategory::Config, "{input:?}");
             let text = err.to_string();
             assert!(
                 text.contains(expected),

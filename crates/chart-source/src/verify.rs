@@ -22,9 +22,10 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
+use crate::ErrorCategory;
 use crate::cache::{Access, ChartCache};
 use crate::digest::Digest;
-use crate::error::{Category, Error, Result};
+use crate::error::{Error, Result};
 use crate::reference::OciReference;
 
 /// The media type of a cosign simple-signing payload layer.
@@ -322,7 +323,7 @@ async fn fetch_signatures(
         Ok((bytes, _)) => return layers_of(registry, &sig_ref, &bytes).await,
         Err(e) => {
             let e = registry.classify(e);
-            if e.category() != Category::NotFound {
+            if e.category() != ErrorCategory::NotFound {
                 return Err(e);
             }
         }
@@ -343,7 +344,7 @@ async fn fetch_signatures(
             let e = registry.classify(e);
             if matches!(
                 e.category(),
-                Category::Auth | Category::Network | Category::Tls
+                ErrorCategory::Auth | ErrorCategory::Network | ErrorCategory::Tls
             ) {
                 return Err(e);
             }

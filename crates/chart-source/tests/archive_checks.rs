@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use chart_source::archive::{ArchiveLimits, check_archive};
-use chart_source::{Category, Digest};
+use chart_source::{Digest, ErrorCategory};
 
 enum Item<'a> {
     File(&'a str, Vec<u8>),
@@ -79,7 +79,7 @@ fn base(name: &str, version: &str) -> Vec<Item<'static>> {
 
 fn rejected(path: &Path, limits: &ArchiveLimits, needle: &str) {
     let err = check_archive(path, limits).unwrap_err();
-    assert_eq!(err.category(), Category::Integrity, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Integrity, "{err}");
     let text = err.to_string();
     assert!(text.contains(needle), "expected `{needle}` in `{text}`");
 }
@@ -324,7 +324,7 @@ fn same_verdict(home: &Path, archive: &Path) -> Result<(String, String), String>
     let ours = check_archive(archive, &ArchiveLimits::default())
         .map(|m| (m.name, m.version))
         .map_err(|e| {
-            assert_eq!(e.category(), Category::Integrity, "{e}");
+            assert_eq!(e.category(), ErrorCategory::Integrity, "{e}");
             e.to_string()
         });
     eprintln!("{}:\n  helm: {helm:?}\n  ours: {ours:?}", archive.display());

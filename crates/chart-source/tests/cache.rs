@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::oci::OciSource;
 use chart_source::spec::{OciSourceSpec, TlsOptions};
-use chart_source::{Category, ChartSource, Digest, LocatedChart, OciReference, SourceAuth};
+use chart_source::{ChartSource, Digest, ErrorCategory, LocatedChart, OciReference, SourceAuth};
 use test_support::{Chart, Registry, RegistryMode};
 
 fn available() -> bool {
@@ -138,7 +138,7 @@ async fn digest_pinned_cached_chart_needs_no_registry() {
     assert_eq!(offline.digest, first.digest);
     // A tag must be resolved: with the registry gone, that is a network error.
     let err = locate(&cache, &tagged).await.unwrap_err();
-    assert_eq!(err.category(), Category::Network, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Network, "{err}");
 }
 
 /// The child half of `partial_download_of_a_killed_process_is_never_served`: writes half a

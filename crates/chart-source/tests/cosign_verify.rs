@@ -10,7 +10,7 @@ use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::oci::OciSource;
 use chart_source::spec::{OciSourceSpec, SecretRef, TlsOptions, Verification};
 use chart_source::verify::{CosignKeys, signature_tag};
-use chart_source::{Category, ChartSource, Credentials, Digest, OciReference, SourceAuth};
+use chart_source::{ChartSource, Credentials, Digest, ErrorCategory, OciReference, SourceAuth};
 use test_support::{Chart, CosignKey, Registry, RegistryMode};
 
 const REPO: &str = "team/charts/app";
@@ -141,7 +141,7 @@ fn signed(mode: RegistryMode) -> Option<(Fixture, CosignKeys, CosignKey)> {
 async fn integrity(source: &OciSource) -> String {
     let err = source.locate().await.unwrap_err();
     eprintln!("error: {err}");
-    assert_eq!(err.category(), Category::Integrity, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Integrity, "{err}");
     err.to_string()
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::http::{HttpLimits, HttpShared, HttpSource};
 use chart_source::spec::{HttpRepository, HttpSourceSpec, TlsOptions};
-use chart_source::{Category, ChartSource, Credentials, LocatedChart, SourceAuth};
+use chart_source::{ChartSource, Credentials, ErrorCategory, LocatedChart, SourceAuth};
 use test_support::{Chart, HttpAccessEntry, HttpRepo, HttpRepoOptions};
 
 const VERSIONS: &[&str] = &["0.9.0", "1.0.0", "1.2.0", "1.2.5", "1.10.0", "2.0.0-rc.1"];
@@ -221,7 +221,7 @@ async fn prerelease_only_repository_needs_a_prerelease_constraint() {
         .locate(spec(&repo.url(), "mychart", "^2"))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::NotFound, "{err}");
+    assert_eq!(err.category(), ErrorCategory::NotFound, "{err}");
     assert!(
         err.to_string().contains("2.0.0-rc.1"),
         "nearest versions listed: {err}"
@@ -310,7 +310,7 @@ async fn digest_mismatch_is_an_integrity_error_and_nothing_is_cached() {
         .locate(spec(&repo.url(), "mychart", "1.0.0"))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::Integrity, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Integrity, "{err}");
     assert!(err.to_string().contains(&forged.hex()), "{err}");
     assert!(
         env.cache.lookup(&real).is_none(),
@@ -332,7 +332,7 @@ async fn basic_auth_is_required_and_refused_credentials_are_auth_errors() {
         .locate(spec(&repo.url(), "mychart", "1.0.0"))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::Auth, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Auth, "{err}");
 
     let wrong = SourceAuth {
         credentials: Some(Credentials::basic(
@@ -347,7 +347,7 @@ async fn basic_auth_is_required_and_refused_credentials_are_auth_errors() {
         .locate()
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::Auth, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Auth, "{err}");
     let text = format!("{err} {err:?}");
     assert!(
         !text.contains("wrong-password-xyz"),
@@ -373,14 +373,14 @@ async fn missing_chart_or_version_is_not_found_with_nearest_versions() {
         .locate(spec(&repo.url(), "nochart", "1.0.0"))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::NotFound, "{err}");
+    assert_eq!(err.category(), ErrorCategory::NotFound, "{err}");
     assert!(err.to_string().contains("nochart"), "{err}");
 
     let err = env
         .locate(spec(&repo.url(), "mychart", "1.3.0"))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::NotFound, "{err}");
+    assert_eq!(err.category(), ErrorCategory::NotFound, "{err}");
     let text = err.to_string();
     assert!(text.contains("1.2.5") && text.contains("1.10.0"), "{text}");
 
@@ -388,7 +388,7 @@ async fn missing_chart_or_version_is_not_found_with_nearest_versions() {
         .locate(spec(&repo.url(), "mychart", "^7"))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::NotFound, "{err}");
+    assert_eq!(err.category(), ErrorCategory::NotFound, "{err}");
 
     let err = env
         .locate(spec(
@@ -398,13 +398,13 @@ async fn missing_chart_or_version_is_not_found_with_nearest_versions() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::NotFound, "{err}");
+    assert_eq!(err.category(), ErrorCategory::NotFound, "{err}");
 
     let err = env
         .locate(spec(&repo.url(), "mychart", ">>1"))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::Config, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Config, "{err}");
 }
 
 #[tokio::test]
@@ -501,7 +501,7 @@ async fn malformed_index_is_an_integrity_error_with_its_line() {
         .locate(spec(&repo.url(), "mychart", "1.0.0"))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::Integrity, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Integrity, "{err}");
     let text = err.to_string();
     assert!(text.contains("line "), "{text}");
     assert!(text.contains(&repo.url()), "names the repository: {text}");
@@ -521,7 +521,7 @@ async fn oversized_index_is_refused() {
         .locate(spec(&repo.url(), "mychart", "1.0.0"))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::Integrity, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Integrity, "{err}");
     assert!(err.to_string().contains("larger than the limit"), "{err}");
     assert_eq!(env.shared.stats().index_parses, 0);
 }
@@ -545,7 +545,7 @@ async fn slow_response_times_out_as_a_network_error() {
         .locate(spec(&repo.url(), "mychart", "1.0.0"))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::Network, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Network, "{err}");
     assert!(err.to_string().contains("timed out"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -562,7 +562,7 @@ async fn refused_connection_is_a_network_error() {
         .locate(spec(&url, "mychart", "1.0.0"))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::Network, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Network, "{err}");
 }
 
 #[tokio::test]
@@ -579,7 +579,7 @@ async fn tls_with_the_repository_ca_and_without_it() {
         .locate(spec(&repo.url(), "mychart", "1.0.0"))
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::Tls, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Tls, "{err}");
 
     let with_ca = SourceAuth {
         credentials: None,

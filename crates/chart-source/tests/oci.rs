@@ -9,7 +9,7 @@ use chart_source::cache::{CacheConfig, ChartCache};
 use chart_source::oci::OciSource;
 use chart_source::oci_clients::OciClients;
 use chart_source::spec::{OciSourceSpec, TlsOptions};
-use chart_source::{Category, ChartSource, Credentials, Digest, OciReference, SourceAuth};
+use chart_source::{ChartSource, Credentials, Digest, ErrorCategory, OciReference, SourceAuth};
 use test_support::{Chart, Registry, RegistryMode};
 
 struct Fixture {
@@ -65,7 +65,7 @@ fn basic(f: &Fixture) -> SourceAuth {
     }
 }
 
-async fn category_of(source: &OciSource) -> (Category, String) {
+async fn category_of(source: &OciSource) -> (ErrorCategory, String) {
     let err = source.locate().await.unwrap_err();
     eprintln!("error: {err}");
     (err.category(), err.to_string())
@@ -130,7 +130,7 @@ async fn basic_auth_and_its_failures() {
     let cache2 = Arc::new(ChartCache::open(CacheConfig::new(f._work.path().join("c2"))).unwrap());
     let s = OciSource::new(spec(&other, true), wrong, cache2.clone()).unwrap();
     let (cat, msg) = category_of(&s).await;
-    assert_eq!(cat, Category::Auth, "{msg}");
+    assert_eq!(cat, ErrorCategory::Auth, "{msg}");
     assert!(msg.contains(&reference), "{msg}");
     assert!(!msg.contains("wrong-password-secret"), "{msg}");
     assert!(!format!("{s:?}").contains("wrong-password-secret"));
@@ -138,7 +138,7 @@ async fn basic_auth_and_its_failures() {
     // No credentials at all: auth, with a hint.
     let s = OciSource::new(spec(&other, true), SourceAuth::default(), cache2.clone()).unwrap();
     let (cat, msg) = category_of(&s).await;
-    assert_eq!(cat, Category::Auth, "{msg}");
+    assert_eq!(cat, ErrorCategory::Auth, "{msg}");
     assert!(msg.contains("requires credentials"), "{msg}");
 
     // A bearer token the registry does not accept: auth, token not shown.
@@ -149,7 +149,7 @@ async fn basic_auth_and_its_failures() {
     };
     let s = OciSource::new(spec(&other, true), bearer, cache2).unwrap();
     let (cat, msg) = category_of(&s).await;
-    assert_eq!(cat, Category::Auth, "{msg}");
+    assert_eq!(cat, ErrorCategory::Auth, "{msg}");
     assert!(!msg.contains("tok-very-secret"), "{msg}");
 }
 
@@ -186,7 +186,7 @@ async fn tls_options() {
 
     // Without the CA: tls, naming the registry.
     let (cat, msg) = category_of(&source(&f, spec(&reference, false), SourceAuth::default())).await;
-    assert_eq!(cat, Category::Tls, "{msg}");
+    assert_eq!(cat, ErrorCategory::Tls, "{msg}");
     assert!(msg.contains(&reference), "{msg}");
 
     // Plain HTTP against a TLS registry: not a success either.
@@ -194,7 +194,7 @@ async fn tls_options() {
         .locate()
         .await
         .unwrap_err();
-    assert_eq!(err.category(), Category::Tls, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Tls, "{err}");
     assert!(err.to_string().contains("plainHTTP"), "{err}");
 
     // With caSecretRef's PEM.
@@ -227,7 +227,7 @@ async fn tls_options() {
         cosign_keys: None,
     };
     let err = OciSource::new(spec(&reference, false), bad, f.cache.clone()).unwrap_err();
-    assert_eq!(err.category(), Category::Config);
+    assert_eq!(err.category(), ErrorCategory::Config);
 }
 
 #[tokio::test]
@@ -251,7 +251,7 @@ async fn not_found_and_network() {
     let unknown_tag = f.registry.oci_ref("team/charts/app", "9.9.9");
     let (cat, msg) =
         category_of(&source(&f, spec(&unknown_tag, true), SourceAuth::default())).await;
-    assert_eq!(cat, Category::NotFound, "{msg}");
+    assert_eq!(cat, ErrorCategory::NotFound, "{msg}");
     assert!(msg.contains(&unknown_tag), "{msg}");
 
     let unknown_repo = f.registry.oci_ref("team/charts/nope", "1.0.0");
@@ -261,12 +261,12 @@ async fn not_found_and_network() {
         SourceAuth::default(),
     ))
     .await;
-    assert_eq!(cat, Category::NotFound, "{msg}");
+    assert_eq!(cat, ErrorCategory::NotFound, "{msg}");
 
     let reference = f.registry.oci_ref("team/charts/app", "1.0.0");
     f.registry.stop();
     let (cat, msg) = category_of(&source(&f, spec(&reference, true), SourceAuth::default())).await;
-    assert_eq!(cat, Category::Network, "{msg}");
+    assert_eq!(cat, ErrorCategory::Network, "{msg}");
     assert!(msg.contains(&reference), "{msg}");
 }
 
@@ -308,7 +308,7 @@ async fn digest_pinned_and_build_metadata() {
     // A pinned digest that does not exist: not-found.
     let missing = format!("{base}@sha256:{}", "0".repeat(64));
     let (cat, msg) = category_of(&source(&f, spec(&missing, true), SourceAuth::default())).await;
-    assert_eq!(cat, Category::NotFound, "{msg}");
+    assert_eq!(cat, ErrorCategory::NotFound, "{msg}");
 }
 
 #[tokio::test]
@@ -343,7 +343,7 @@ async fn private_chart_in_the_shared_cache_needs_the_registry_to_accept_the_cred
 
     // Anonymous and wrong credentials: refused by the registry, not served from the cache.
     let (cat, msg) = category_of(&pinned_source(SourceAuth::default())).await;
-    assert_eq!(cat, Category::Auth, "{msg}");
+    assert_eq!(cat, ErrorCategory::Auth, "{msg}");
     let wrong = SourceAuth {
         credentials: Some(Credentials::basic(
             f.registry.username().unwrap(),
@@ -353,7 +353,7 @@ async fn private_chart_in_the_shared_cache_needs_the_registry_to_accept_the_cred
         cosign_keys: None,
     };
     let (cat, msg) = category_of(&pinned_source(wrong)).await;
-    assert_eq!(cat, Category::Auth, "{msg}");
+    assert_eq!(cat, ErrorCategory::Auth, "{msg}");
 
     // The right credentials: from the cache, no blob download; the first time with one
     // manifest request, then (same process, same credentials) with none.
@@ -504,7 +504,7 @@ async fn a_tampered_chart_blob_is_an_integrity_failure_and_nothing_is_cached() {
         // reference; nothing in the cache.
         let (category, message) =
             category_of(&source(&f, spec(&reference, true), SourceAuth::default())).await;
-        assert_eq!(category, Category::Integrity, "{message}");
+        assert_eq!(category, ErrorCategory::Integrity, "{message}");
         assert!(!category.is_transient());
         assert!(message.contains(&reference), "{message}");
         assert!(message.contains("does not match its digest"), "{message}");
@@ -532,7 +532,7 @@ async fn an_identity_token_needs_the_registrys_token_service() {
         cosign_keys: None,
     };
     let (category, message) = category_of(&source(&f, spec(&reference, true), auth.clone())).await;
-    assert_eq!(category, Category::Auth, "{message}");
+    assert_eq!(category, ErrorCategory::Auth, "{message}");
     assert!(message.contains(&reference), "{message}");
     assert!(message.contains("no token service"), "{message}");
     assert!(!message.contains("refresh-token-secret"));
@@ -610,7 +610,7 @@ async fn an_identity_token_is_exchanged_at_the_registrys_token_service() {
         match (result, works) {
             (Ok(located), true) => assert_eq!(located.name, "app"),
             (Err(e), false) => {
-                assert_eq!(e.category(), Category::Auth, "{e}");
+                assert_eq!(e.category(), ErrorCategory::Auth, "{e}");
                 assert!(e.to_string().contains("refused the identity token"), "{e}");
                 assert!(!e.to_string().contains(token), "{e}");
             }

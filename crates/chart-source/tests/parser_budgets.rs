@@ -12,7 +12,7 @@ use chart_source::archive::{ArchiveLimits, check_archive};
 use chart_source::http::RepoIndex;
 use chart_source::http::constraint::Constraint;
 use chart_source::yaml::{self, Limits, NODE_COST};
-use chart_source::{Category, OciReference};
+use chart_source::{ErrorCategory, OciReference};
 
 /// Counts allocations of the current thread (tests run in parallel threads).
 struct Counting;
@@ -182,7 +182,7 @@ fn the_index_reader_is_bounded_like_the_yaml_reader() {
                 ))
         );
         if let Err(e) = &result {
-            assert_eq!(e.category(), Category::Integrity, "{e}");
+            assert_eq!(e.category(), ErrorCategory::Integrity, "{e}");
         }
         // The index keeps only a few fields per entry and skips the rest unbuilt: aliases'
         // allowance twice, and 16 B per input byte (~180 B before the saphyr-parser patch).
@@ -251,7 +251,7 @@ fn a_gzip_bomb_is_refused_in_constant_memory() {
     let (result, peak, total) = measure(|| check_archive(&path, &limits));
     eprintln!("gzip bomb: {compressed} B compressed, peak {peak} B, allocated {total} B");
     let err = result.unwrap_err();
-    assert_eq!(err.category(), Category::Integrity, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Integrity, "{err}");
     assert!(err.to_string().contains("bomb/values.yaml"), "{err}");
     assert!(peak < 1 << 20, "peak {peak} B");
     assert!(total < 4 << 20, "allocated {total} B");

@@ -4,7 +4,7 @@
 //! property, checked here on generated references).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chart_source::{Category, OciReference};
+use chart_source::{ErrorCategory, OciReference};
 use proptest::prelude::*;
 
 #[path = "../../../fuzz/src/names.rs"]
@@ -154,7 +154,7 @@ proptest! {
         let err = OciReference::parse(&input).err();
         prop_assert!(err.is_some(), "{input:?} accepted");
         let err = err.unwrap();
-        prop_assert_eq!(err.category(), Category::Config);
+        prop_assert_eq!(err.category(), ErrorCategory::Config);
         prop_assert!(err.to_string().contains(&input), "{}", err);
     }
 

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chart_source::spec::{AuthMethod, SecretRef, parse_source};
-use chart_source::{Category, SourceSpec};
+use chart_source::{ErrorCategory, SourceSpec};
 use serde_json::{Value, json};
 
 fn oci(v: Value) -> chart_source::spec::OciSourceSpec {
@@ -22,7 +22,7 @@ fn http(v: Value) -> chart_source::spec::HttpSourceSpec {
 /// Asserts a config error on `field` whose message contains every one of `needles`.
 fn rejects(v: Value, field: &str, needles: &[&str]) {
     let err = parse_source(&v).unwrap_err();
-    assert_eq!(err.category(), Category::Config, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Config, "{err}");
     match &err {
         chart_source::Error::Config { field: f, .. } => assert_eq!(f, field, "{err}"),
         other => panic!("expected a Config error, got {other:?}"),

@@ -2,7 +2,7 @@
 //! config error naming a field.
 
 use chart_source::spec::parse_source;
-use chart_source::{Category, Error};
+use chart_source::{Error, ErrorCategory};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -67,7 +67,7 @@ proptest! {
     #[test]
     fn never_panics_and_errors_name_a_field(v in json()) {
         if let Err(e) = parse_source(&v) {
-            prop_assert_eq!(e.category(), Category::Config);
+            prop_assert_eq!(e.category(), ErrorCategory::Config);
             let named = matches!(&e, Error::Config { field, .. } if !field.is_empty());
             prop_assert!(named, "{e:?}");
         }

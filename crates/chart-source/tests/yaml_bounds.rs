@@ -12,7 +12,7 @@ use chart_source::http::{HttpLimits, HttpShared, HttpSource};
 use chart_source::oci::OciSource;
 use chart_source::spec::{HttpRepository, HttpSourceSpec, OciSourceSpec, TlsOptions};
 use chart_source::yaml::{self, ErrorKind, Limits};
-use chart_source::{Category, ChartSource, OciReference, SourceAuth};
+use chart_source::{ChartSource, ErrorCategory, OciReference, SourceAuth};
 use serde_json::Value;
 use test_support::{Chart, HttpRepo, HttpRepoOptions, Registry, RegistryMode};
 
@@ -121,7 +121,7 @@ async fn chart_yaml_bomb_in_a_registry_is_refused_as_integrity() {
     };
     let source = OciSource::new(spec, SourceAuth::default(), cache).unwrap();
     let err = source.locate().await.unwrap_err();
-    assert_eq!(err.category(), Category::Integrity, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Integrity, "{err}");
     let text = err.to_string();
     assert!(text.contains("bomb/Chart.yaml"), "names the file: {text}");
     assert!(text.contains("excessive aliasing"), "{text}");
@@ -173,7 +173,7 @@ async fn index_bomb_through_nginx_is_refused_as_integrity_naming_the_url() {
     assert_bounded(&index);
     std::fs::write(repo.dir().join("index.yaml"), &index).unwrap();
     let err = http_locate(&repo, "a").await.unwrap_err();
-    assert_eq!(err.category(), Category::Integrity, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Integrity, "{err}");
     let text = err.to_string();
     assert!(text.contains("excessive aliasing"), "{text}");
     assert!(text.contains(&repo.url()), "names the repository: {text}");
@@ -218,7 +218,7 @@ async fn an_index_with_ordinary_anchors_and_merge_keys_works_like_helm() {
     let strict = format!("{index}  - <<: *first\n    version: 1.0.0\n");
     std::fs::write(repo.dir().join("index.yaml"), &strict).unwrap();
     let err = http_locate(&repo, "anchored").await.unwrap_err();
-    assert_eq!(err.category(), Category::Integrity, "{err}");
+    assert_eq!(err.category(), ErrorCategory::Integrity, "{err}");
     assert!(err.to_string().contains("already set in map"), "{err}");
     let helm = helm_pull(&repo, "anchored").unwrap_err();
     assert!(helm.contains("already set in map"), "{helm}");

@@ -16,25 +16,33 @@ pub enum ApiError {
     /// The object does not exist (HTTP 404).
     #[error("not found: {0}")]
     NotFound(String),
-    /// The request was rejected as invalid or forbidden (HTTP 400/403/422).
+    /// The request was rejected as invalid (HTTP 400/422).
     #[error("rejected: {0}")]
     Rejected(String),
+    /// The request was forbidden (HTTP 403): the controller's RBAC is wrong, not the
+    /// Component, so `Auth` rather than `Config`. Printed `rejected: …`, as when 403 was a
+    /// [`ApiError::Rejected`].
+    #[error("rejected: {0}")]
+    Forbidden(String),
     /// Refused locally: this replica no longer leads (see [`crate::leadership`]).
     #[error("{0}")]
     NotLeader(String),
-    /// Anything else (network, 5xx).
-    #[error("API error: {0}")]
-    Other(String),
+    /// Anything else (network, 5xx, timeouts, 401), with the category
+    /// [`crate::kube_error::kube_category`] gives it.
+    #[error("API error: {1}")]
+    Other(ErrorCategory, String),
 }
 
 impl ApiError {
-    /// The error category.
+    /// The error category, the same as [`crate::kube_error::kube_category`]'s for the kube
+    /// error it came from.
     pub fn category(&self) -> ErrorCategory {
         match self {
             ApiError::Conflict(_) | ApiError::NotLeader(_) => ErrorCategory::Conflict,
             ApiError::NotFound(_) => ErrorCategory::NotFound,
             ApiError::Rejected(_) => ErrorCategory::Config,
-            ApiError::Other(_) => ErrorCategory::Network,
+            ApiError::Forbidden(_) => ErrorCategory::Auth,
+            ApiError::Other(category, _) => *category,
         }
     }
 }

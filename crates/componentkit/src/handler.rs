@@ -13,111 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 use crate::crd::Component;
 
-/// Category of a handler error; the engine decides retry vs fail from it alone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-pub enum ErrorCategory {
-    /// Invalid configuration (permanent).
-    Config,
-    /// Authentication / authorization failed (retried slowly, and at once when a watched
-    /// related object such as a Secret changes).
-    Auth,
-    /// Chart, version, Secret or other referenced thing not found (retried slowly, and at once
-    /// when a watched related object changes).
-    NotFound,
-    /// Network failure, registry 5xx (transient).
-    Network,
-    /// TLS verification failed (permanent until the configuration changes).
-    Tls,
-    /// Digest mismatch, malformed archive (permanent).
-    Integrity,
-    /// Local I/O failure (transient).
-    Io,
-    /// API conflict (transient).
-    Conflict,
-    /// An operation timed out (transient).
-    Timeout,
-    /// Unexpected internal failure (transient: retried with backoff).
-    Internal,
-}
-
-/// How the engine retries an error of a category.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RetryClass {
-    /// Requeue with exponential backoff inside the phase timeout.
-    Transient,
-    /// Fail, but retry after a long fixed delay or when a related object changes.
-    Slow,
-    /// Fail; only a spec change or the retry annotation retries.
-    Permanent,
-}
-
-impl ErrorCategory {
-    /// Every category.
-    pub const ALL: [ErrorCategory; 10] = [
-        ErrorCategory::Config,
-        ErrorCategory::Auth,
-        ErrorCategory::NotFound,
-        ErrorCategory::Network,
-        ErrorCategory::Tls,
-        ErrorCategory::Integrity,
-        ErrorCategory::Io,
-        ErrorCategory::Conflict,
-        ErrorCategory::Timeout,
-        ErrorCategory::Internal,
-    ];
-
-    /// True for errors retried with exponential backoff within the phase timeout.
-    pub fn is_transient(self) -> bool {
-        self.retry_class() == RetryClass::Transient
-    }
-
-    /// True for errors that fail the Component but are retried slowly (auth, not found).
-    pub fn is_retried_slowly(self) -> bool {
-        self.retry_class() == RetryClass::Slow
-    }
-
-    /// The retry class of the category.
-    pub fn retry_class(self) -> RetryClass {
-        match self {
-            ErrorCategory::Network
-            | ErrorCategory::Io
-            | ErrorCategory::Conflict
-            | ErrorCategory::Timeout
-            | ErrorCategory::Internal => RetryClass::Transient,
-            ErrorCategory::Auth | ErrorCategory::NotFound => RetryClass::Slow,
-            ErrorCategory::Config | ErrorCategory::Tls | ErrorCategory::Integrity => {
-                RetryClass::Permanent
-            }
-        }
-    }
-
-    /// The category name, used as the condition `reason` of a failure.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCategory::Config => "Config",
-            ErrorCategory::Auth => "Auth",
-            ErrorCategory::NotFound => "NotFound",
-            ErrorCategory::Network => "Network",
-            ErrorCategory::Tls => "Tls",
-            ErrorCategory::Integrity => "Integrity",
-            ErrorCategory::Io => "Io",
-            ErrorCategory::Conflict => "Conflict",
-            ErrorCategory::Timeout => "Timeout",
-            ErrorCategory::Internal => "Internal",
-        }
-    }
-}
-
-impl std::fmt::Display for ErrorCategory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Category of a handler error; the engine decides retry vs fail from it alone. One type
+/// for every crate (see [`error_category`]), re-exported here where handlers expect it.
+pub use error_category::{ErrorCategory, RetryClass};
 
 /// What a handler operation is given.
 #[derive(Clone, Debug)]

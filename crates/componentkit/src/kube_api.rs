@@ -8,27 +8,8 @@ use kube::{Api, Client, Resource};
 use crate::api::{ApiError, ComponentApi, ComponentEvent};
 use crate::crd::Component;
 use crate::event_recorder::{EventRecorder, EventSpec};
+use crate::kube_error::map_kube_error;
 use crate::leadership::Leadership;
-
-/// Maps a kube error to an [`ApiError`] by HTTP status.
-pub fn map_kube_error(e: kube::Error) -> ApiError {
-    match e {
-        kube::Error::Api(status) => {
-            let msg = if status.message.is_empty() {
-                status.reason.clone()
-            } else {
-                status.message.clone()
-            };
-            match status.code {
-                409 => ApiError::Conflict(msg),
-                404 => ApiError::NotFound(msg),
-                400 | 403 | 422 => ApiError::Rejected(msg),
-                _ => ApiError::Other(format!("HTTP {}: {msg}", status.code)),
-            }
-        }
-        other => ApiError::Other(other.to_string()),
-    }
-}
 
 /// An error with its causes, each once (a transport error only says "connection refused"
 /// three levels down).

@@ -22,7 +22,8 @@ use tokio::sync::watch;
 
 use crate::api::ApiError;
 use crate::clock::{self, Clock, Timestamp};
-use crate::kube_api::map_kube_error;
+use crate::handler::ErrorCategory;
+use crate::kube_error::map_kube_error;
 use crate::leadership::Leadership;
 
 /// Leader election settings.
@@ -117,7 +118,10 @@ impl InMemoryLease {
 
     fn check(&self) -> Result<(), ApiError> {
         if self.unavailable.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(ApiError::Other("connection refused".into()));
+            return Err(ApiError::Other(
+                ErrorCategory::Network,
+                "connection refused".into(),
+            ));
         }
         Ok(())
     }
@@ -362,7 +366,10 @@ pub async fn run_as_leader<F, Fut>(
                         tokio::time::timeout(cfg.renew_interval, elector.try_acquire_or_renew())
                             .await
                             .unwrap_or_else(|_| {
-                                Err(ApiError::Other("Lease renewal timed out".into()))
+                                Err(ApiError::Other(
+                                    ErrorCategory::Timeout,
+                                    "Lease renewal timed out".into(),
+                                ))
                             });
                     match attempt {
                         Ok(true) => {

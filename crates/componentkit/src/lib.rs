@@ -27,7 +27,8 @@
 //!      with jitter ([`backoff`]) inside the phase timeout; auth / not-found → `Failed`, retried
 //!      after a slow delay or at once when a related object changes; others → `Failed` with the
 //!      category as the condition reason; the `deployment-orchestrator.io/retry` annotation
-//!      retries `Failed` / `TerminationFailed`.
+//!      retries `Failed` / `TerminationFailed`. Kubernetes API failures, the engine's and the
+//!      handler's, are categorised by one classifier ([`kube_error::kube_category`]).
 //! 4. [`decision::after`] maps the handler's outcome to the next state; the engine writes the
 //!    status as a JSON merge patch of only what changed ([`mergepatch`]) — so
 //!    `status.handlerStatus` is never lost — with conditions `Ready` / `Progressing` /
@@ -79,6 +80,7 @@ pub mod engine;
 pub mod event_recorder;
 pub mod handler;
 pub mod kube_api;
+pub mod kube_error;
 pub mod leader;
 pub mod leadership;
 pub mod memory;

@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::api::{ApiError, ComponentApi, ComponentEvent};
 use crate::clock::{Clock, SystemClock};
 use crate::crd::{Component, ComponentSpec};
+use crate::handler::ErrorCategory;
 
 type Key = (String, String);
 
@@ -297,8 +298,8 @@ impl ComponentApi for InMemoryApi {
             .get(&k)
             .cloned()
             .ok_or_else(|| not_found(namespace, name))?;
-        let mut status =
-            serde_json::to_value(&current.status).map_err(|e| ApiError::Other(e.to_string()))?;
+        let mut status = serde_json::to_value(&current.status)
+            .map_err(|e| ApiError::Other(ErrorCategory::Internal, e.to_string()))?;
         if status.is_null() {
             status = serde_json::json!({});
         }

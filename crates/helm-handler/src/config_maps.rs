@@ -71,7 +71,7 @@ impl ConfigMapStore for KubeConfigMapStore {
             Ok(cm) => Ok(cm.as_ref().map(ConfigMapData::from_config_map)),
             Err(e) => Err(Error::kube(
                 format!("reading ConfigMap `{namespace}/{name}`"),
-                &e,
+                e,
             )),
         }
     }

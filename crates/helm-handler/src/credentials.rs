@@ -132,7 +132,7 @@ impl SecretStore for KubeSecretStore {
             Ok(secret) => Ok(secret.as_ref().map(SecretData::from_secret)),
             Err(e) => Err(Error::kube(
                 format!("reading Secret `{namespace}/{name}`"),
-                &e,
+                e,
             )),
         }
     }

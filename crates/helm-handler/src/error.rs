@@ -1,12 +1,14 @@
-//! The error type at the helm-handler crate boundary. Every variant has a
-//! [`componentkit::handler::ErrorCategory`]: the protocol engine decides retry versus fail
-//! from the category alone, and `helm-handler check` prints it. Messages name the field,
-//! Secret or file concerned, and never contain a credential.
+//! The error type at the helm-handler crate boundary. Every variant has an
+//! [`ErrorCategory`] (the one type chart-source's errors have too, so they pass through
+//! unmapped): the protocol engine decides retry versus fail from the category alone, and
+//! `helm-handler check` prints it. Messages start with the category's label (`not-found: …`),
+//! name the field, Secret or file concerned, and never contain a credential.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use componentkit::handler::ErrorCategory;
+use componentkit::kube_error::kube_category;
 
 use crate::values::ValuesKind;
 
@@ -109,12 +111,13 @@ pub enum Error {
         origin: String,
     },
 
-    /// A call to the Kubernetes API failed.
-    #[error("{}: {context}: {message}", category_label(*category))]
+    /// A call to the Kubernetes API failed; categorised by [`kube_category`]. The kube-rs
+    /// error is kept as the source (boxed: it is large).
+    #[error("{}: {context}: {source}", kube_category(source).as_label())]
     Kube {
         context: String,
-        category: ErrorCategory,
-        message: String,
+        #[source]
+        source: Box<kube::Error>,
     },
 
     /// A local file could not be read.
@@ -145,7 +148,7 @@ pub enum Error {
 impl Error {
     pub fn category(&self) -> ErrorCategory {
         match self {
-            Error::Source(e) => source_category(e.category()),
+            Error::Source(e) => e.category(),
             Error::Config { .. }
             | Error::SecretNamespaceNotAllowed { .. }
             | Error::SecretFormat { .. }
@@ -156,7 +159,7 @@ impl Error {
             Error::SecretNotFound { .. } | Error::ValuesSourceNotFound { .. } => {
                 ErrorCategory::NotFound
             }
-            Error::Kube { category, .. } => *category,
+            Error::Kube { source, .. } => kube_category(source),
             Error::Io { .. } => ErrorCategory::Io,
             Error::Timeout(_) => ErrorCategory::Timeout,
             Error::Internal(_) => ErrorCategory::Internal,
@@ -177,60 +180,14 @@ impl Error {
         }
     }
 
-    /// Wraps a kube-rs error, categorised from the API status (401/403 → auth, 404 →
-    /// not found, 409 → conflict, 5xx/429 and transport failures → network).
-    pub fn kube(context: impl Into<String>, err: &kube::Error) -> Self {
-        let category = match err {
-            kube::Error::Api(status) => match status.code {
-                401 | 403 => ErrorCategory::Auth,
-                404 => ErrorCategory::NotFound,
-                409 => ErrorCategory::Conflict,
-                422 | 400 => ErrorCategory::Config,
-                429 | 500..=599 => ErrorCategory::Network,
-                _ => ErrorCategory::Internal,
-            },
-            kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
-                ErrorCategory::Network
-            }
-            kube::Error::Auth(_) => ErrorCategory::Auth,
-            _ => ErrorCategory::Internal,
-        };
+    /// Wraps a kube-rs error, categorised by the workspace's one classifier
+    /// ([`kube_category`]: 401/403 → auth, 404 → not found, 409 → conflict, 400/422 →
+    /// config, 408/504 → timeout, 429/5xx and transport failures → network).
+    pub fn kube(context: impl Into<String>, err: kube::Error) -> Self {
         Error::Kube {
             context: context.into(),
-            category,
-            message: err.to_string(),
+            source: Box::new(err),
         }
-    }
-}
-
-/// chart-source's categories map one to one.
-pub fn source_category(category: chart_source::Category) -> ErrorCategory {
-    use chart_source::Category as C;
-    match category {
-        C::Config => ErrorCategory::Config,
-        C::Auth => ErrorCategory::Auth,
-        C::NotFound => ErrorCategory::NotFound,
-        C::Network => ErrorCategory::Network,
-        C::Tls => ErrorCategory::Tls,
-        C::Integrity => ErrorCategory::Integrity,
-        C::Io => ErrorCategory::Io,
-    }
-}
-
-/// The lowercase label that starts every message (`config`, `not-found`, …), the same
-/// spelling chart-source uses.
-pub fn category_label(category: ErrorCategory) -> &'static str {
-    match category {
-        ErrorCategory::Config => "config",
-        ErrorCategory::Auth => "auth",
-        ErrorCategory::NotFound => "not-found",
-        ErrorCategory::Network => "network",
-        ErrorCategory::Tls => "tls",
-        ErrorCategory::Integrity => "integrity",
-        ErrorCategory::Io => "io",
-        ErrorCategory::Conflict => "conflict",
-        ErrorCategory::Timeout => "timeout",
-        ErrorCategory::Internal => "internal",
     }
 }
 
@@ -254,6 +211,24 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn timed_out() -> kube::Error {
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure("etcd is slow", "Timeout").with_code(504),
+        ))
+    }
+
+    #[test]
+    fn a_kube_failure_keeps_its_source() {
+        let e = Error::kube("reading Secret `apps/creds`", timed_out());
+        assert_eq!(e.category(), ErrorCategory::Timeout);
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source, Some(timed_out().to_string()));
+        assert_eq!(
+            e.to_string(),
+            format!("timeout: reading Secret `apps/creds`: {}", timed_out())
+        );
+    }
 
     #[test]
     fn every_message_starts_with_its_category() {
@@ -294,29 +269,10 @@ mod tests {
                 component_namespace: "apps".into(),
             },
             Error::from(chart_source::Error::config("source.type", "unknown")),
+            Error::kube("reading Secret `apps/creds`", timed_out()),
         ];
         for e in errors {
-            assert!(
-                e.to_string().starts_with(category_label(e.category())),
-                "{e}"
-            );
-        }
-    }
-
-    #[test]
-    fn chart_source_categories_map_one_to_one() {
-        use chart_source::Category as C;
-        let all = [
-            C::Config,
-            C::Auth,
-            C::NotFound,
-            C::Network,
-            C::Tls,
-            C::Integrity,
-            C::Io,
-        ];
-        for c in all {
-            assert_eq!(category_label(source_category(c)), c.as_str());
+            assert!(e.to_string().starts_with(e.category().as_label()), "{e}");
         }
     }
 }

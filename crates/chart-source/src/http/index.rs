@@ -496,7 +496,7 @@ fn compact(raw: RawEntry) -> Option<IndexEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Category;
+    use crate::ErrorCategory;
 
     const INDEX: &str = r#"apiVersion: v1
 entries:
@@ -575,13 +575,13 @@ serverInfo: {contextPath: /x}
         assert_eq!(v("v0.9").unwrap(), "v0.9");
         assert_eq!(v("0.9.0").unwrap(), "v0.9");
         let err = v("^3").unwrap_err();
-        assert_eq!(err.category(), Category::NotFound);
+        assert_eq!(err.category(), ErrorCategory::NotFound);
         assert!(err.to_string().contains("1.10.0"), "{err}");
         let err = v("1.5.0").unwrap_err();
         assert!(err.to_string().contains("1.10.0, 1.2.0"), "{err}");
-        assert_eq!(v(">>").unwrap_err().category(), Category::Config);
+        assert_eq!(v(">>").unwrap_err().category(), ErrorCategory::Config);
         let err = index.resolve("ngin", "1", "http://repo").unwrap_err();
-        assert_eq!(err.category(), Category::NotFound);
+        assert_eq!(err.category(), ErrorCategory::NotFound);
         assert!(err.to_string().contains("nginx"), "{err}");
     }
 
@@ -590,13 +590,13 @@ serverInfo: {contextPath: /x}
         let bad =
             "apiVersion: v1\nentries:\n  nginx:\n  - version: 1.0.0\n    urls: [a\n  bad: : :\n";
         let err = RepoIndex::parse(bad.as_bytes(), "http://repo").unwrap_err();
-        assert_eq!(err.category(), Category::Integrity);
+        assert_eq!(err.category(), ErrorCategory::Integrity);
         let text = err.to_string();
         assert!(text.contains("line "), "{text}");
         assert!(text.contains("http://repo"), "{text}");
         let html = "<html><body>Not an index</body></html>";
         let err = RepoIndex::parse(html.as_bytes(), "http://repo").unwrap_err();
-        assert_eq!(err.category(), Category::Integrity);
+        assert_eq!(err.category(), ErrorCategory::Integrity);
     }
 
     #[test]
@@ -659,7 +659,7 @@ serverInfo: {contextPath: /x}
         let index = RepoIndex::parse(b"apiVersion: \"2\n entries:\n  e:\n \"\n", "x").unwrap();
         assert_eq!(index.chart_count(), 0);
         let err = RepoIndex::parse(b"apiVersion: \"2\nentries:\n e:\n\"\n", "x").unwrap_err();
-        assert_eq!(err.category(), Category::Integrity);
+        assert_eq!(err.category(), ErrorCategory::Integrity);
         assert!(err.to_string().contains("line 1"), "{err}");
     }
 
@@ -667,7 +667,7 @@ serverInfo: {contextPath: /x}
     fn control_characters_are_refused_even_in_comments() {
         let text = "# \u{1}\napiVersion: v1\nentries:\n  a: []\n";
         let err = RepoIndex::parse(text.as_bytes(), "http://repo/index.yaml").unwrap_err();
-        assert_eq!(err.category(), Category::Integrity);
+        assert_eq!(err.category(), ErrorCategory::Integrity);
         let text = err.to_string();
         assert!(
             text.contains("control characters") && text.contains("line 1"),

@@ -24,7 +24,7 @@ use crate::cli::offline::{EXIT_FAILED, EXIT_OK, Offline, OfflineArgs};
 use crate::config::HelmConfig;
 use crate::config_maps::FileConfigMapStore;
 use crate::credentials::{CredentialResolver, FileSecretStore};
-use crate::error::{Error, category_label};
+use crate::error::Error;
 use crate::manifests::DEFAULT_NAMESPACE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -90,7 +90,7 @@ impl PullResult {
                 verified: chart.verified.as_ref(),
             }),
             Err(e) => {
-                let category = category_label(e.category());
+                let category = e.category().as_label();
                 serde_json::to_string(&Failed {
                     component: &self.component,
                     error: ErrorJson {
@@ -123,7 +123,7 @@ impl PullResult {
                 chart.path.display()
             ),
             Err(e) => {
-                let category = category_label(e.category());
+                let category = e.category().as_label();
                 format!(
                     "{} error: {category}: {}",
                     self.component,

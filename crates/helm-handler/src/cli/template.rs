@@ -27,7 +27,7 @@ use crate::cli::offline::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, Offline, OfflineA
 use crate::cli::pull::{component_config, locate};
 use crate::config_maps::FileConfigMapStore;
 use crate::credentials::{CredentialResolver, FileSecretStore};
-use crate::error::{Error, category_label};
+use crate::error::Error;
 use crate::helm::{HelmEngine, HelmEngineOptions, HelmError, Release, ReleaseEngine};
 use crate::identity::{Identity, ServiceAccountName, TenancyPolicy};
 
@@ -69,7 +69,7 @@ impl TemplateError {
             TemplateError::Locate(e) => {
                 // The crate error's Display starts with "category: ".
                 let text = e.to_string();
-                let label = category_label(e.category());
+                let label = e.category().as_label();
                 text.strip_prefix(label)
                     .and_then(|t| t.strip_prefix(": "))
                     .map(str::to_string)
@@ -112,7 +112,7 @@ impl TemplateResult {
         Some(format!(
             "{} error: {}: {}",
             self.component,
-            category_label(e.category()),
+            e.category().as_label(),
             e.message()
         ))
     }

@@ -67,7 +67,7 @@ impl KubeNamespaces {
             .exclude(IGNORED_GROUPS)
             .run_aggregated()
             .await
-            .map_err(|e| kube_failure("API discovery".to_string(), &e))?;
+            .map_err(|e| kube_failure("API discovery".to_string(), e))?;
         let mut kinds = Vec::new();
         for group in discovery.groups() {
             for (ar, caps) in group.recommended_resources() {
@@ -88,7 +88,7 @@ impl KubeNamespaces {
     }
 }
 
-fn kube_failure(context: String, err: &kube::Error) -> Failure {
+fn kube_failure(context: String, err: kube::Error) -> Failure {
     Failure::from(Error::kube(context, err))
 }
 
@@ -158,7 +158,7 @@ impl Namespaces for KubeNamespaces {
         api.get_opt(name)
             .await
             .map(|ns| ns.is_some())
-            .map_err(|e| kube_failure(format!("get namespace {name}"), &e))
+            .map_err(|e| kube_failure(format!("get namespace {name}"), e))
     }
 
     async fn create(&self, identity: &Identity, name: &str) -> Result<(), Failure> {
@@ -181,7 +181,7 @@ impl Namespaces for KubeNamespaces {
         match api.create(&PostParams::default(), &ns).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-            Err(e) => Err(kube_failure(format!("create namespace {name}"), &e)),
+            Err(e) => Err(kube_failure(format!("create namespace {name}"), e)),
         }
     }
 
@@ -193,7 +193,7 @@ impl Namespaces for KubeNamespaces {
                 return Ok(NamespaceContents::Gone);
             }
             Ok(Some(_)) => {}
-            Err(e) => return Err(kube_failure(format!("get namespace {name}"), &e)),
+            Err(e) => return Err(kube_failure(format!("get namespace {name}"), e)),
         }
         let kinds = self.namespaced_kinds().await?;
         let mut found = Vec::new();
@@ -204,13 +204,15 @@ impl Namespaces for KubeNamespaces {
                 // Types that cannot be listed right now (aggregated API down, gone).
                 Err(kube::Error::Api(s)) if matches!(s.code, 404 | 405 | 503) => continue,
                 Err(kube::Error::Api(s)) if s.code == 403 => {
-                    // Cannot see everything: never delete what we cannot inspect.
+                    // Cannot see everything: never delete what we cannot inspect. (A decision
+                    // on RBAC's refusal, not a category: other failures go through
+                    // `Error::kube`'s classifier.)
                     return Ok(NamespaceContents::InUse(format!(
                         "{kind} cannot be listed (forbidden), so the namespace is not known to be empty"
                     )));
                 }
                 Err(e) => {
-                    return Err(kube_failure(format!("list {kind} in {name}"), &e));
+                    return Err(kube_failure(format!("list {kind} in {name}"), e));
                 }
             };
             for obj in list.items {
@@ -239,7 +241,7 @@ impl Namespaces for KubeNamespaces {
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(e) => Err(kube_failure(format!("delete namespace {name}"), &e)),
+            Err(e) => Err(kube_failure(format!("delete namespace {name}"), e)),
         }
     }
 }

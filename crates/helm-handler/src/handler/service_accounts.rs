@@ -28,6 +28,6 @@ impl ServiceAccounts for KubeServiceAccounts {
         api.get_metadata_opt(name)
             .await
             .map(|sa| sa.is_some())
-            .map_err(|e| Failure::from(Error::kube("read it with the controller's identity", &e)))
+            .map_err(|e| Failure::from(Error::kube("read it with the controller's identity", e)))
     }
 }

@@ -91,11 +91,12 @@ pub fn latest(
     ReleaseInfo::from_json(operation, &json).map(Some)
 }
 
-/// A Kubernetes API failure, in the engine's error terms (one classifier of API errors).
-fn api_error(operation: &'static str, release: &Release, e: &kube::Error) -> HelmError {
+/// A Kubernetes API failure, in the engine's error terms: categorised by `Error::kube` (the
+/// workspace's one classifier of API errors), then worded as helm's own failure of that kind.
+fn api_error(operation: &'static str, release: &Release, e: kube::Error) -> HelmError {
     use componentkit::handler::ErrorCategory as C;
     // An RBAC refusal reads as helm's own would: who may not do what, where.
-    if let kube::Error::Api(status) = e
+    if let kube::Error::Api(status) = &e
         && status.code == 403
         && let Some(forbidden) = super::Forbidden::parse(&status.message)
     {
@@ -111,6 +112,7 @@ fn api_error(operation: &'static str, release: &Release, e: &kube::Error) -> Hel
         C::Network => HelmError::Unreachable { operation, message },
         C::Auth => HelmError::Unauthorized { operation, message },
         C::Conflict => HelmError::Conflict { operation, message },
+        C::Timeout => HelmError::HelmTimeout { operation, message },
         _ => HelmError::Failed {
             operation,
             exit: "-".into(),
@@ -153,7 +155,7 @@ impl RecordedReleases {
         let list = api
             .list(&params)
             .await
-            .map_err(|e| api_error(operation, release, &e))?;
+            .map_err(|e| api_error(operation, release, e))?;
         latest(&list.items, operation)
     }
 }
@@ -305,7 +307,7 @@ mod tests {
             )
             .with_code(403),
         ));
-        let err = api_error("status", &Release::parse("web", "team-b").unwrap(), &e);
+        let err = api_error("status", &Release::parse("web", "team-b").unwrap(), e);
         assert_eq!(err.category(), ErrorCategory::Auth);
         let text = err.to_string();
         assert!(
@@ -317,7 +319,12 @@ mod tests {
         let gone = kube::Error::Api(Box::new(
             kube::core::Status::failure("etcd is down", "InternalError").with_code(503),
         ));
-        let err = api_error("status", &Release::parse("web", "team-b").unwrap(), &gone);
+        let err = api_error("status", &Release::parse("web", "team-b").unwrap(), gone);
         assert_eq!(err.category(), ErrorCategory::Network, "{err}");
+        let slow = kube::Error::Api(Box::new(
+            kube::core::Status::failure("etcd is slow", "Timeout").with_code(504),
+        ));
+        let err = api_error("status", &Release::parse("web", "team-b").unwrap(), slow);
+        assert_eq!(err.category(), ErrorCategory::Timeout, "{err}");
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use componentkit::handler::ErrorCategory;
+use componentkit::kube_error::kube_category;
 use kube::api::{Api, DynamicObject};
 use kube::core::GroupVersion;
 use kube::discovery::{self, ApiCapabilities, ApiResource, Scope};
@@ -48,7 +49,7 @@ impl FetchError {
     pub fn category(&self) -> ErrorCategory {
         match self {
             FetchError::Manifest(_) | FetchError::Decode { .. } => ErrorCategory::Internal,
-            FetchError::Api { source, .. } => kube_error_category(source),
+            FetchError::Api { source, .. } => kube_category(source),
         }
     }
 }
@@ -64,22 +65,6 @@ fn describe(e: &kube::Error) -> String {
             }
         }
         other => other.to_string(),
-    }
-}
-
-/// The category of a kube-rs error.
-pub fn kube_error_category(e: &kube::Error) -> ErrorCategory {
-    match e {
-        kube::Error::Api(status) => match status.code {
-            401 | 403 => ErrorCategory::Auth,
-            404 => ErrorCategory::NotFound,
-            409 => ErrorCategory::Conflict,
-            408 | 504 => ErrorCategory::Timeout,
-            429 | 500..=599 => ErrorCategory::Network,
-            _ => ErrorCategory::Internal,
-        },
-        kube::Error::HyperError(_) | kube::Error::Service(_) => ErrorCategory::Network,
-        _ => ErrorCategory::Internal,
     }
 }
 
