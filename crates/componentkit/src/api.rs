@@ -47,11 +47,26 @@ impl ApiError {
     }
 }
 
+/// A Kubernetes Event's `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
 /// A Kubernetes Event about a Component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentEvent {
-    /// `Warning` when true, `Normal` otherwise.
-    pub warning: bool,
+    pub type_: EventType,
     /// PascalCase reason (the new phase, `Deleted`, `RetryRequested`, …).
     pub reason: String,
     /// PascalCase action (`Claim`, `Apply`, `Delete`, …).

@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{ApiError, ComponentApi, ComponentEvent};
+use crate::api::{ApiError, ComponentApi, ComponentEvent, EventType};
 use crate::backoff::Backoff;
 use crate::clock::{self, Clock};
 use crate::crd::{Component, ComponentStatus, Phase};
@@ -216,7 +216,7 @@ impl<H: Handler> Engine<H> {
             Action::AcknowledgeRetry => {
                 self.publish(
                     &c,
-                    false,
+                    EventType::Normal,
                     names::reason::RETRY_REQUESTED,
                     action,
                     format!(
@@ -326,7 +326,7 @@ impl<H: Handler> Engine<H> {
         if event == Situation::RetryRequested {
             self.publish(
                 &c,
-                false,
+                EventType::Normal,
                 names::reason::RETRY_REQUESTED,
                 action,
                 format!("retrying ({})", op.as_str()),
@@ -335,7 +335,7 @@ impl<H: Handler> Engine<H> {
         } else if event == Situation::SpecChanged && f.phase != Phase::Claimed {
             self.publish(
                 &c,
-                false,
+                EventType::Normal,
                 names::reason::SPEC_CHANGED,
                 action,
                 format!("applying generation {generation}"),
@@ -362,7 +362,7 @@ impl<H: Handler> Engine<H> {
         if next == Next::Release {
             self.publish(
                 &c,
-                false,
+                EventType::Normal,
                 names::reason::DELETED,
                 action,
                 "cleanup complete; lifecycle finalizer removed".to_string(),
@@ -399,7 +399,7 @@ impl<H: Handler> Engine<H> {
         );
         status::set_handler_conditions(&mut st, &out.conditions, generation, now);
         for ev in &out.events {
-            self.publish(&c, ev.warning, &ev.reason, action, ev.message.clone())
+            self.publish(&c, ev.type_, &ev.reason, action, ev.message.clone())
                 .await;
         }
         let after_write = self.write(&c, st.clone(), now, None, action).await?;
@@ -482,7 +482,11 @@ impl<H: Handler> Engine<H> {
             let new_phase = new.phase.unwrap_or_default();
             self.publish(
                 &updated,
-                matches!(new_phase, Phase::Failed | Phase::TerminationFailed),
+                if matches!(new_phase, Phase::Failed | Phase::TerminationFailed) {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
                 new_phase.as_str(),
                 action,
                 new.message.clone().unwrap_or_default(),
@@ -495,13 +499,13 @@ impl<H: Handler> Engine<H> {
     async fn publish(
         &self,
         c: &Component,
-        warning: bool,
+        type_: EventType,
         reason: &str,
         action: Action,
         note: String,
     ) {
         let ev = ComponentEvent {
-            warning,
+            type_,
             reason: reason.to_string(),
             action: action_name(action).to_string(),
             note: truncate(note, 1000),

@@ -18,6 +18,8 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use tokio::sync::Mutex;
 
+use crate::api::EventType;
+
 /// Kubernetes' limit on an object name (DNS subdomain).
 const MAX_NAME: usize = 253;
 /// How long a repeated Event is folded into the first one's series (as client-go does).
@@ -42,7 +44,7 @@ struct SeriesKey {
     namespace: String,
     uid: String,
     name: String,
-    warning: bool,
+    type_: EventType,
     reason: String,
     action: String,
     note: String,
@@ -51,7 +53,7 @@ struct SeriesKey {
 /// One Event to publish.
 #[derive(Debug, Clone)]
 pub struct EventSpec<'a> {
-    pub warning: bool,
+    pub type_: EventType,
     pub reason: &'a str,
     pub action: &'a str,
     pub note: &'a str,
@@ -91,7 +93,7 @@ impl EventRecorder {
             namespace: namespace.clone(),
             uid: regarding.uid.clone().unwrap_or_default(),
             name: regarding.name.clone().unwrap_or_default(),
-            warning: ev.warning,
+            type_: ev.type_,
             reason: ev.reason.to_string(),
             action: ev.action.to_string(),
             note: ev.note.to_string(),
@@ -141,7 +143,7 @@ impl EventRecorder {
             regarding: Some(regarding.clone()),
             reporting_controller: Some(self.controller.clone()),
             reporting_instance: Some(self.instance.clone()),
-            type_: Some(if ev.warning { "Warning" } else { "Normal" }.into()),
+            type_: Some(ev.type_.as_str().into()),
             ..Default::default()
         };
         let created = api.create(&PostParams::default(), &event).await?;

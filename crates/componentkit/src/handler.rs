@@ -105,7 +105,7 @@ pub struct HandlerCondition {
 /// An Event the handler asks the engine to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandlerEvent {
-    pub warning: bool,
+    pub type_: crate::api::EventType,
     pub reason: String,
     pub message: String,
 }

@@ -135,7 +135,7 @@ impl ComponentApi for KubeComponentApi {
     ) -> Result<(), ApiError> {
         self.may_write()?;
         let ev = EventSpec {
-            warning: event.warning,
+            type_: event.type_,
             reason: &event.reason,
             action: &event.action,
             note: &event.note,

@@ -286,7 +286,7 @@ async fn permanent_failure_fails_with_category_reason() {
     assert_eq!(w.cond("bad", "Degraded"), ("True".into(), "Config".into()));
     let evs = w.api.events(NS, "bad");
     let failed = evs.iter().find(|e| e.reason == "Failed").unwrap();
-    assert!(failed.warning);
+    assert_eq!(failed.type_, componentkit::api::EventType::Warning);
     // No retry on its own.
     w.clock.advance(Duration::from_secs(3600));
     assert_eq!(w.reconcile("bad").await.action, Action::Nothing);
@@ -523,12 +523,9 @@ async fn termination_timeout_then_retry_annotation() {
             .contains("terminationTimeout 30s exceeded")
     );
     assert_eq!(w.cond("term", "Ready").1, "Timeout");
-    assert!(
-        w.api
-            .events(NS, "term")
-            .iter()
-            .any(|e| e.reason == "TerminationFailed" && e.warning)
-    );
+    assert!(w.api.events(NS, "term").iter().any(
+        |e| e.reason == "TerminationFailed" && e.type_ == componentkit::api::EventType::Warning
+    ));
     assert_eq!(w.reconcile("term").await.action, Action::Nothing);
 
     // Retry: delete again with a fresh timer.

@@ -52,6 +52,7 @@ use crate::helm::{
 use crate::identity::{Identity, ServiceAccountName, TenancyPolicy};
 use crate::metrics::{Metrics, Operation, ReconcileResult, ReleaseOperation};
 use crate::values_from::{self, ValuesObjects};
+use componentkit::api::EventType;
 
 use self::plan::{Before, ReleaseAction};
 pub use self::secret_index::{ObjectKey, SecretIndex};
@@ -625,7 +626,7 @@ impl HelmHandler {
         .with_status(status.to_value());
         Ok(match &located.differs_from_reference {
             Some(mismatch) => outcome.with_event(componentkit::handler::HandlerEvent {
-                warning: false,
+                type_: EventType::Normal,
                 reason: REASON_CHART_DIFFERS.into(),
                 message: format!(
                     "{mismatch} (deployed as helm deploys it; source {})",
@@ -843,12 +844,11 @@ impl HelmHandler {
                 reason: reason.into(),
                 message,
             };
-        let event =
-            |warning: bool, reason: &str, message: String| componentkit::handler::HandlerEvent {
-                warning,
-                reason: reason.into(),
-                message,
-            };
+        let warning = |reason: &str, message: String| componentkit::handler::HandlerEvent {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            message,
+        };
         Ok(match action {
             DriftAction::Nothing => {
                 let outcome = HandlerOutcome::done();
@@ -865,7 +865,7 @@ impl HelmHandler {
                 let outcome = if previous.as_deref() == Some(message.as_str()) {
                     outcome
                 } else {
-                    outcome.with_event(event(true, "DriftDetected", message.clone()))
+                    outcome.with_event(warning("DriftDetected", message.clone()))
                 };
                 outcome.with_condition(condition(true, "DriftDetected", message))
             }
@@ -874,7 +874,7 @@ impl HelmHandler {
                 let message = format!("drift corrected (re-applied, no new revision): {text}");
                 tracing::info!("{message}");
                 HandlerOutcome::done()
-                    .with_event(event(true, "DriftCorrected", message.clone()))
+                    .with_event(warning("DriftCorrected", message.clone()))
                     .with_condition(condition(false, "DriftCorrected", message))
             }
         })

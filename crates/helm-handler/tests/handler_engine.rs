@@ -239,7 +239,7 @@ async fn a_mirrored_chart_is_deployed_recorded_and_announced() {
         .filter(|e| e.reason == helm_handler::handler::REASON_CHART_DIFFERS)
         .collect();
     assert_eq!(announced.len(), 1, "{announced:?}");
-    assert!(!announced[0].warning);
+    assert_eq!(announced[0].type_, componentkit::api::EventType::Normal);
     assert!(
         announced[0]
             .note
