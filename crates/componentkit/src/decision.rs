@@ -447,13 +447,14 @@ pub struct Recorded<'a> {
 }
 
 /// The status an operation's outcome leaves (phase, message, retry fields, generations),
-/// and when to look again. Pure: the engine writes the status and requeues. `Next::Release`
-/// (the finalizer goes) changes no status and is not recorded here.
+/// and when to look again. Pure (the backoff's `jitter` in `[0, 1]` is given): the engine
+/// writes the status and requeues. `Next::Release` (the finalizer goes) changes no status
+/// and is not recorded here.
 pub fn record_outcome(
     st: &mut ComponentStatus,
     r: &Recorded<'_>,
     now: Timestamp,
-    backoff: &Backoff,
+    (backoff, jitter): (&Backoff, f64),
     slow_retry: Duration,
 ) -> Option<Duration> {
     let (category, message) = match r.outcome {
@@ -494,7 +495,7 @@ pub fn record_outcome(
             status::set_phase(st, working_phase, now, timer);
             let attempts = st.attempts.unwrap_or(0).saturating_add(1);
             // Whole seconds: status timestamps are stored with second precision.
-            let delay = ceil_secs(backoff.delay(attempts.max(1) as u32));
+            let delay = ceil_secs(backoff.delay_with_jitter(attempts.max(1) as u32, jitter));
             st.attempts = Some(attempts);
             st.next_retry_at = Some(Time(clock::plus(now, delay)));
             st.failure_category = category;

@@ -394,7 +394,7 @@ impl<H: Handler> Engine<H> {
             &mut st,
             &recorded,
             now,
-            &self.config.backoff,
+            (&self.config.backoff, rand::random::<f64>()),
             self.config.slow_retry,
         );
         status::set_handler_conditions(&mut st, &out.conditions, generation, now);

@@ -556,7 +556,8 @@ fn outcomes_are_recorded_in_the_status() {
                 fresh: false,
             },
             now,
-            &backoff,
+            // The full ceiling: attempt 3 waits up to 8 s, attempt 1 up to 2 s.
+            (&backoff, 1.0),
             slow,
         );
         let (phase, attempts, retry_in, category, message, requeue_s) = expected;
